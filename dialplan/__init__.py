@@ -1,0 +1,1 @@
+"""The bridge's decisions: pure, clock-injected, no I/O, no imports from other layers."""

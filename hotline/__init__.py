@@ -1,0 +1,1 @@
+"""Entry points: the hotline command and the control process wiring."""

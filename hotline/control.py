@@ -1,0 +1,349 @@
+"""The control process: records, live state, the worker pool, the SIP front, the web.
+
+Start-up order matters: records first (and calls a killed predecessor left
+open are closed as interrupted), then media, workers, the SIP front, and
+the web last, so that /healthz never reports ready before calls can land.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import socket
+import time
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from agent_client.web_agent import add_agent_routes
+from agent_client.web_app import WebContext, create_app
+from agent_client.web_auth import Authenticator
+from agent_client.web_sessions import SessionStore
+from config.settings import Settings
+from dialplan.clock import SystemClock
+from dialplan.tenant import Tenant
+from store.db import create_engine, migrate, ping
+from store.live_state import LiveState, open_live_state
+from store.records import CallRecords
+from telephony.calls import CallService, ClientMedia
+from telephony.dispatcher import Dispatcher, DispatcherSettings
+from telephony.ipc import Body
+from telephony.kamailio_front import DEFAULT_TEMPLATE, FrontWorker, KamailioFront
+from telephony.loop_watch import log_loop_stalls
+from telephony.media_assets import ensure_hold_music, ensure_telephony_wav, greeting_for
+from telephony.pool import WorkerPool
+from telephony.sip_digest import DigestAuthority
+from telephony.sip_events import AdapterSettings
+from telephony.worker import WorkerConfig
+
+log = structlog.get_logger("hotline.control")
+
+HEARTBEAT_S = 2.0
+RETRY_AFTER_S = 5
+
+
+def prepare_media(tenant: Tenant, settings: Settings) -> dict[str, ClientMedia]:
+    """Resolve each client's greeting and music to files (synthesising text once)."""
+    cache = settings.cache_dir
+    default_music = ensure_hold_music(cache)
+    media: dict[str, ClientMedia] = {}
+    for client in tenant.clients.values():
+        greeting, kind = greeting_for(client.greeting.text, client.greeting.wav, cache)
+        music = ensure_telephony_wav(Path(client.hold_music), cache) if client.hold_music else default_music
+        media[client.id] = ClientMedia(str(greeting), str(music))
+        log.info("client_media", client=client.id, greeting=kind)
+    return media
+
+
+def worker_configs(settings: Settings) -> list[WorkerConfig]:
+    behind_front = settings.workers > 1
+    configs = []
+    for index in range(settings.workers):
+        port = settings.worker_base_port + index if behind_front else settings.sip_port
+        configs.append(
+            WorkerConfig(
+                index=index,
+                adapter=AdapterSettings(
+                    sip_host=settings.sip_host,
+                    sip_port=port,
+                    public_host=settings.public_host,
+                    rtp_port=settings.rtp_port_min + index * settings.rtp_ports_per_worker,
+                    rtp_port_range=settings.rtp_ports_per_worker,
+                    capacity=settings.worker_capacity,
+                    pjsip_log_level=settings.pjsip_log_level,
+                    retry_after_s=RETRY_AFTER_S,
+                ),
+                decision_timeout_s=settings.decision_timeout_s,
+                drain_timeout_s=settings.drain_timeout_s,
+                behind_front=behind_front,
+                ice_servers=[dict(server) for server in settings.ice_servers],
+                rtc_host_addresses=list(settings.rtc_host_addresses),
+                rtc_codec=settings.rtc_codec,
+            )
+        )
+    return configs
+
+
+class _PoolEvents:
+    """Feeds pool events to the call service, and keeps the SIP front in step."""
+
+    def __init__(self, calls: CallService) -> None:
+        self.calls = calls
+        self.front: KamailioFront | None = None
+
+    async def on_invite(self, worker: int, body: Body) -> Body:
+        return await self.calls.on_invite(worker, body)
+
+    def on_worker_event(self, worker: int, kind: str, body: Body) -> None:
+        self.calls.on_worker_event(worker, kind, body)
+
+    async def on_worker_lost(self, worker: int) -> None:
+        if self.front is not None:
+            try:
+                await self.front.set_worker_active(worker, False)
+            except Exception as exc:
+                log.warning("front_update_failed", worker=worker, error=str(exc))
+        await self.calls.on_worker_lost(worker)
+
+    async def on_worker_ready(self, worker: int, generation: int) -> None:
+        if self.front is not None and generation > 1:
+            try:
+                await self.front.worker_replaced(worker)
+            except Exception as exc:
+                # Kamailio's probes bring the worker back anyway, at its stale load.
+                log.error("front_update_failed", worker=worker, error=str(exc))
+
+
+class Control:
+    def __init__(self, settings: Settings, tenant: Tenant) -> None:
+        self.settings = settings
+        self.tenant = tenant
+        self.node = socket.gethostname()
+        self.clock = SystemClock()
+        self.started = time.monotonic()
+        self.state = "starting"
+        self._stop = asyncio.Event()
+        self._signals = 0
+
+    async def run(self) -> int:
+        """Run until SIGTERM/SIGINT, then drain. Raises StartupError if a part can't start."""
+        s = self.settings
+        s.var_dir.mkdir(parents=True, exist_ok=True)
+        # Parts stop in the reverse order they started; every record is closed
+        # after the workers have reported their calls' ends.
+        async with contextlib.AsyncExitStack() as stack:
+            stack.callback(log_loop_stalls(log))
+            engine = create_engine(s.database_url)
+            stack.push_async_callback(engine.dispose)
+            async with _starting(f"database {_redact(s.database_url)}"):
+                await migrate(engine)
+            records = CallRecords(engine)
+            await records.start()
+            stack.push_async_callback(records.stop)
+            recovered = await records.close_interrupted(node=self.node, reason="bridge restarted")
+            if recovered:
+                log.warning("calls_recovered_as_interrupted", count=len(recovered))
+            async with _starting(f"live state {s.redis_url or 'in-process'}"):
+                live = await open_live_state(s.redis_url, s.redis_prefix)
+            stack.push_async_callback(live.close)
+            media = await asyncio.to_thread(prepare_media, self.tenant, s)
+            calls = CallService(
+                tenant=self.tenant,
+                records=records,
+                live=live,
+                clock=self.clock,
+                media=media,
+                digest=DigestAuthority(default_realm=_digest_realm(self.tenant)),
+                node=self.node,
+                front=(s.sip_host, s.sip_port) if s.workers > 1 else None,
+                retry_after_s=RETRY_AFTER_S,
+            )
+            stack.push_async_callback(self._close_calls, calls)
+            events = _PoolEvents(calls)
+            configs = worker_configs(s)
+            pool = WorkerPool(configs, events)
+            stack.push_async_callback(pool.stop)
+            dispatcher = Dispatcher(
+                tenant=self.tenant,
+                live=live,
+                clock=self.clock,
+                workers=pool,
+                recorder=calls,
+                settings=DispatcherSettings(
+                    ring_timeout_s=s.ring_timeout_s,
+                    reconnect_grace_s=s.agent_grace_s,
+                    ice_servers=s.ice_servers,
+                    codec=s.rtc_codec,
+                ),
+            )
+            calls.listener = dispatcher
+            dispatcher.start()
+            stack.push_async_callback(dispatcher.stop)
+            async with _starting("SIP workers"):
+                await pool.start()
+            front = await self._start_front(configs, calls, stack) if s.workers > 1 else None
+            events.front = front
+            async with _starting(f"HTTP on {s.http_host}:{s.http_port}"):
+                runner = await self._start_web(
+                    records,
+                    lambda: self._health(engine, live, pool, front, calls),
+                    lambda: _worker_stats(pool),
+                    dispatcher,
+                )
+            stack.push_async_callback(runner.cleanup)
+            heartbeat = asyncio.create_task(self._heartbeat(calls))
+            stack.callback(heartbeat.cancel)
+            self._install_signals()
+            self.state = "ready"
+            log.info(
+                "bridge_ready",
+                sip=f"{s.sip_host}:{s.sip_port}",
+                http=f"http://{s.http_host}:{s.http_port}",
+                workers=s.workers,
+                state=live.describe(),
+                database=_redact(s.database_url),
+            )
+            await self._stop.wait()
+            self.state = "draining"
+            log.info("bridge_draining", timeout_s=s.drain_timeout_s)
+            await pool.drain(s.drain_timeout_s)
+            await calls.wait_idle(5.0)
+        return 0
+
+    async def _start_front(
+        self, configs: list[WorkerConfig], calls: CallService, stack: contextlib.AsyncExitStack
+    ) -> KamailioFront:
+        front = self._front(configs, calls)
+        if self.settings.kamailio == "auto":
+            async with _starting("Kamailio SIP front"):
+                await front.start()
+            stack.push_async_callback(front.stop)
+        else:
+            # The operator runs Kamailio; give them the config to run it with,
+            # and keep its dispatcher in step with worker replacements over RPC.
+            front.write_files()
+            log.info("kamailio_external", config=str(front.config_path), rpc=str(front.rpc_socket_path))
+        return front
+
+    @staticmethod
+    async def _close_calls(calls: CallService) -> None:
+        left = await calls.close_remaining("bridge shut down")
+        log.info("bridge_stopped", interrupted=left)
+
+    def _front(self, configs: list[WorkerConfig], calls: CallService) -> KamailioFront:
+        s = self.settings
+        trunks = sorted({str(net) for line in self.tenant.lines for net in line.trunk_sources})
+        return KamailioFront(
+            binary=s.kamailio_binary,
+            listen_host=s.sip_host,
+            listen_port=s.sip_port,
+            workers=[FrontWorker(c.index, c.adapter.sip_host, c.adapter.sip_port) for c in configs],
+            capacity=s.worker_capacity,
+            run_dir=s.run_dir / "kamailio",
+            retry_after_s=RETRY_AFTER_S,
+            template_path=s.kamailio_template or DEFAULT_TEMPLATE,
+            trunk_subnets=trunks,
+            on_refusal=calls.on_front_refusal,
+        )
+
+    def _install_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._on_signal)
+
+    def _on_signal(self) -> None:
+        self._signals += 1
+        self._stop.set()
+
+    async def _start_web(self, records: CallRecords, health: Any, workers: Any, desk: Dispatcher) -> web.AppRunner:
+        authenticator = Authenticator(self.tenant)
+        app = create_app(WebContext(records, authenticator, health, workers))
+        add_agent_routes(app, sessions=SessionStore(), authenticator=authenticator, desk=desk)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, self.settings.http_host, self.settings.http_port, reuse_address=True)
+        await site.start()
+        return runner
+
+    async def _heartbeat(self, calls: CallService) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT_S)
+            try:
+                await calls.heartbeat()
+            except Exception:
+                log.exception("heartbeat_failed")
+
+    async def _health(
+        self, engine: Any, live: LiveState, pool: WorkerPool, front: KamailioFront | None, calls: CallService
+    ) -> dict[str, Any]:
+        db = await _probe(ping(engine))
+        state = await _probe(live.ping())
+        workers = pool.status()
+        sip_ready = all(w["state"] == "ready" for w in workers)
+        sip: dict[str, Any] = {"ready": sip_ready, "workers": workers}
+        if front is not None and self.settings.kamailio == "auto":
+            sip["front"] = {"running": front.running, "address": f"{front.address[0]}:{front.address[1]}"}
+            sip["ready"] = sip_ready and front.running
+        elif front is not None:
+            sip["front"] = {"mode": "external", "address": f"{front.address[0]}:{front.address[1]}"}
+        ready = self.state == "ready" and sip["ready"] and db["ready"] and state["ready"]
+        return {
+            "status": "ready" if ready else ("draining" if self.state == "draining" else "degraded"),
+            "uptime_s": round(time.monotonic() - self.started, 1),
+            "sip": sip,
+            "db": db,
+            "state": {**state, "backend": live.describe()},
+            "calls": {"open": len(calls.open_call_ids())},
+        }
+
+
+class StartupError(RuntimeError):
+    """A part of the bridge could not start; the message says which and why."""
+
+
+@contextlib.asynccontextmanager
+async def _starting(what: str) -> AsyncIterator[None]:
+    try:
+        yield
+    except StartupError:
+        raise
+    except Exception as exc:
+        raise StartupError(f"{what}: {type(exc).__name__}: {exc}") from exc
+
+
+async def _worker_stats(pool: WorkerPool) -> dict[str, Any]:
+    async def one(status: dict[str, Any]) -> dict[str, Any]:
+        if status["state"] != "ready":
+            return status
+        try:
+            return {**status, "media": await pool.request(status["index"], "stats", {}, timeout=2)}
+        except Exception as exc:
+            return {**status, "media": None, "error": f"{type(exc).__name__}: {exc}"}
+
+    return {"workers": list(await asyncio.gather(*(one(s) for s in pool.status())))}
+
+
+async def _probe(check: Any) -> Mapping[str, Any]:
+    try:
+        async with asyncio.timeout(2):
+            seconds = await check
+    except Exception as exc:
+        return {"ready": False, "error": f"{type(exc).__name__}: {exc}"}
+    return {"ready": True, "latency_ms": round(seconds * 1000, 2)}
+
+
+def _digest_realm(tenant: Tenant) -> str:
+    # The tenant file allows one realm for all digest lines.
+    return next((line.digest.realm for line in tenant.lines if line.digest is not None), "hotline")
+
+
+def _redact(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    creds, at, host = rest.rpartition("@")
+    if at and ":" in creds:
+        return f"{scheme}{sep}{creds.split(':', 1)[0]}:***@{host}"
+    return url

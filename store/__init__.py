@@ -1,0 +1,1 @@
+"""Persistence: call records, and the live state of queues and agents."""

@@ -1,0 +1,79 @@
+"""Tables of the call record: one row per call, and its ordered event timeline."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Double, ForeignKey, Index, Integer, MetaData, String, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from store.column_types import UTCDateTime, big_serial, json_document
+
+# Deterministic constraint names keep migrations and the models comparable on every backend.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: json_document()}
+
+
+class CallRow(Base):
+    __tablename__ = "calls"
+    __table_args__ = (
+        # Serves both "calls of these clients" and their newest-first listing.
+        Index(None, "client_id", "arrived_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    sip_call_id: Mapped[str] = mapped_column(String, index=True)
+    caller: Mapped[str] = mapped_column(String)
+    caller_display: Mapped[str | None] = mapped_column(String)
+    did: Mapped[str] = mapped_column(String)
+    source: Mapped[str] = mapped_column(String)
+    client_id: Mapped[str | None] = mapped_column(String)
+    line_id: Mapped[str | None] = mapped_column(String)
+    worker: Mapped[int | None] = mapped_column(Integer)
+    node: Mapped[str] = mapped_column(String)
+    outcome: Mapped[str | None] = mapped_column(String, index=True)
+    sip_status: Mapped[int | None] = mapped_column(Integer)
+    ended_by: Mapped[str | None] = mapped_column(String)
+    answered_by: Mapped[str | None] = mapped_column(String)
+    arrived_at: Mapped[datetime] = mapped_column(index=True)
+    ended_at: Mapped[datetime | None] = mapped_column()
+    arrived_mono: Mapped[float] = mapped_column(Double)
+    last_mono: Mapped[float] = mapped_column(Double)
+    last_alive_at: Mapped[datetime] = mapped_column()
+    # Events in the timeline, i.e. the next seq. Read in the same statement that locks
+    # the row, it is current; a max(seq) there would see PostgreSQL's snapshot from
+    # before the lock wait, missing the events of the writer it waited for.
+    event_count: Mapped[int] = mapped_column(Integer)
+    duration_ms: Mapped[int | None] = mapped_column(BigInteger)
+    queue_wait_ms: Mapped[int | None] = mapped_column(BigInteger)
+    ring_ms: Mapped[int | None] = mapped_column(BigInteger)
+    talk_ms: Mapped[int | None] = mapped_column(BigInteger)
+    hold_ms: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class CallEventRow(Base):
+    __tablename__ = "call_events"
+    # The unique (call_id, seq) index also serves every lookup by call_id.
+    __table_args__ = (UniqueConstraint("call_id", "seq"),)
+
+    id: Mapped[int] = mapped_column(big_serial(), primary_key=True, autoincrement=True)
+    call_id: Mapped[str] = mapped_column(String(32), ForeignKey("calls.id"))
+    seq: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String)
+    at: Mapped[datetime] = mapped_column()
+    mono: Mapped[float] = mapped_column(Double)
+    data: Mapped[dict[str, Any]] = mapped_column()
+
+
+metadata = Base.metadata

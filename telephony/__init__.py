@@ -1,0 +1,1 @@
+"""The bridge's media workers, their pool and the SIP front."""

@@ -1,0 +1,1 @@
+"""Real external peers for tests: pjsua2 caller/answerer processes, sipp, RTP sinks."""

@@ -1,0 +1,349 @@
+"""The dispatcher with in-memory state, a scripted worker and recorded browser links."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from dialplan.clock import ManualClock
+from dialplan.offers import REOFFER_AFTER_S
+from dialplan.schedule import WeeklyCalendar, WeeklySpan
+from dialplan.tenant import Agent, Client, Greeting, ServedClient, Shift, Tenant
+from dialplan.timeline import TimelineEvent
+from store.live_memory import MemoryLiveState
+from telephony.dispatcher import Dispatcher, DispatcherSettings, ProtocolError, QueuedCall
+
+MON_9 = datetime(2026, 11, 23, 9, tzinfo=UTC)
+SDP = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\n"
+
+
+@dataclass
+class Link:
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    closed: str | None = None
+
+    def send(self, message: dict[str, Any]) -> None:
+        self.messages.append(message)
+
+    async def close(self, reason: str) -> None:
+        self.closed = reason
+
+    def of(self, kind: str) -> list[dict[str, Any]]:
+        return [m for m in self.messages if m["type"] == kind]
+
+    def last(self, kind: str) -> dict[str, Any]:
+        return self.of(kind)[-1]
+
+
+@dataclass
+class Worker:
+    requests: list[tuple[int, str, dict[str, Any]]] = field(default_factory=list)
+
+    async def request(self, index: int, kind: str, body: dict[str, Any], timeout: float = 5.0) -> dict[str, Any]:
+        self.requests.append((index, kind, body))
+        return {"sdp": "v=0 answer"} if kind in ("rtc_open", "rtc_update") else {}
+
+    def kinds(self) -> list[str]:
+        return [kind for _, kind, _ in self.requests]
+
+
+@dataclass
+class Recorder:
+    events: dict[str, list[TimelineEvent]] = field(default_factory=dict)
+    hints: dict[str, str] = field(default_factory=dict)
+
+    def record(self, call_id: str, events: Any) -> None:
+        self.events.setdefault(call_id, []).extend(events)
+
+    def end_hint(self, call_id: str, by: str) -> None:
+        self.hints[call_id] = by
+
+    def kinds(self, call_id: str) -> list[tuple[str, Any]]:
+        return [(e.kind, e.data.get("agent")) for e in self.events.get(call_id, [])]
+
+
+def tenant() -> Tenant:
+    paris = ZoneInfo("Europe/Paris")
+    clients = {
+        "acme": Client("acme", "Acme Furniture", paris, Greeting(text="hi"), "https://kb/acme", wrap_up_s=0),
+        "globex": Client("globex", "Globex", paris, Greeting(text="hi"), mask_caller_number=True, wrap_up_s=0),
+    }
+    always = WeeklyCalendar(
+        ZoneInfo("UTC"), weekly=tuple(WeeklySpan(d, time(0), (d + 1) % 7, time(0)) for d in range(7))
+    )
+    mornings = WeeklyCalendar(ZoneInfo("UTC"), weekly=(WeeklySpan(0, time(8), 0, time(12)),))
+    agents = {
+        "alice": Agent("alice", "Alice", "h", (ServedClient("acme"), ServedClient("globex"))),
+        "bob": Agent("bob", "Bob", "h", (ServedClient("acme"), ServedClient("globex"))),
+        "carol": Agent("carol", "Carol", "h", (ServedClient("globex"),)),
+    }
+    shifts = (Shift("alice", always), Shift("bob", always), Shift("carol", mornings))
+    return Tenant("t", "T", clients, (), agents, shifts)
+
+
+@dataclass
+class Floor:
+    dispatcher: Dispatcher
+    clock: ManualClock
+    worker: Worker
+    recorder: Recorder
+    links: dict[str, Link]
+
+    async def sign_in(self, login: str, *, available: bool = True) -> Link:
+        link = Link()
+        self.links[login] = link
+        await self.dispatcher.agent_connected(login, link)
+        if available:
+            await self.dispatcher.handle(login, {"type": "set_state", "state": "available"})
+        return link
+
+    async def queue(
+        self, call_id: str, client: str = "acme", caller: str = "0612345678", waited_s: float = 0.0
+    ) -> QueuedCall:
+        call = QueuedCall(call_id, 0, 7, client, caller, self.clock.now() - timedelta(seconds=waited_s))
+        await self.dispatcher.call_queued(call)
+        return call
+
+    async def pick_up(self, login: str, call_id: str) -> None:
+        await self.dispatcher.handle(login, {"type": "rtc_offer", "call_id": call_id, "sdp": SDP})
+        await self.dispatcher.handle(login, {"type": "answer", "call_id": call_id})
+
+
+@pytest.fixture
+async def floor() -> AsyncIterator[Floor]:
+    clock = ManualClock(MON_9)
+    worker, recorder = Worker(), Recorder()
+    dispatcher = Dispatcher(
+        tenant=tenant(),
+        live=MemoryLiveState(),
+        clock=clock,
+        workers=worker,
+        recorder=recorder,
+        settings=DispatcherSettings(ring_timeout_s=0.3, reconnect_grace_s=0.3),
+    )
+    yield Floor(dispatcher, clock, worker, recorder, {})
+    await dispatcher.stop()
+
+
+async def settle() -> None:
+    for _ in range(10):
+        await asyncio.sleep(0)
+
+
+async def test_signing_in_says_hello_state_and_shifts(floor: Floor) -> None:
+    link = await floor.sign_in("alice", available=False)
+    assert [m["type"] for m in link.messages[:3]] == ["hello", "state", "shifts"]
+    assert link.messages[0]["agent"] == {"login": "alice", "name": "Alice"}
+    assert link.messages[0]["call"] is None
+    state = link.last("state")
+    assert (state["state"], state["reason"], state["on_shift"], state["can_go_available"]) == (
+        "paused",
+        "signed in",
+        True,
+        True,
+    )
+
+
+async def test_the_longest_idle_agent_is_offered_the_call_with_the_brand(floor: Floor) -> None:
+    bob = await floor.sign_in("bob")
+    floor.clock.advance(30)
+    alice = await floor.sign_in("alice")
+    await floor.queue("c1", caller="0612345678")
+    assert not alice.of("offer")
+    offer = bob.last("offer")
+    assert offer["client"] == {"id": "acme", "name": "Acme Furniture", "kb_url": "https://kb/acme"}
+    assert offer["caller"] == "0612345678"
+    assert floor.recorder.kinds("c1") == [("offered", "bob"), ("ringing", "bob")]
+
+
+async def test_a_masked_client_shows_a_masked_number(floor: Floor) -> None:
+    alice = await floor.sign_in("alice")
+    await floor.queue("c1", client="globex", caller="0612345678")
+    assert alice.last("offer")["caller"] == "06••••••78"
+
+
+async def test_answer_bridges_in_the_worker_and_records_the_agent(floor: Floor) -> None:
+    alice = await floor.sign_in("alice")
+    await floor.queue("c1")
+    await floor.dispatcher.handle("alice", {"type": "rtc_offer", "call_id": "c1", "sdp": SDP})
+    assert alice.last("rtc_answer") == {"v": 1, "type": "rtc_answer", "call_id": "c1", "sdp": "v=0 answer"}
+    await floor.dispatcher.handle("alice", {"type": "answer", "call_id": "c1"})
+    assert floor.worker.kinds() == ["rtc_open", "bridge"]
+    assert floor.recorder.kinds("c1")[-1] == ("answered", "alice")
+    assert alice.last("call")["status"] == "connected"
+    assert alice.last("state")["state"] == "on_call"
+    await floor.dispatcher.handle("alice", {"type": "hold", "call_id": "c1", "on": True})
+    await floor.dispatcher.handle("alice", {"type": "hold", "call_id": "c1", "on": False})
+    assert [k for k, _ in floor.recorder.kinds("c1")[-2:]] == ["hold", "unhold"]
+    await floor.dispatcher.handle("alice", {"type": "dtmf", "call_id": "c1", "digits": "12#"})
+    assert floor.worker.requests[-1] == (0, "dtmf", {"leg": 7, "digits": "12#"})
+    await floor.dispatcher.handle("alice", {"type": "hangup", "call_id": "c1"})
+    assert floor.recorder.hints["c1"] == "agent"
+    await floor.dispatcher.call_ended("c1", "agent")
+    assert alice.last("call")["status"] == "ended"
+    await asyncio.sleep(0.05)
+    assert alice.last("state")["state"] == "available", "wrap-up of 0 s, then available again"
+
+
+async def test_decline_goes_to_the_next_agent(floor: Floor) -> None:
+    alice = await floor.sign_in("alice")
+    floor.clock.advance(5)
+    bob = await floor.sign_in("bob")
+    await floor.queue("c1")
+    await floor.dispatcher.handle("alice", {"type": "decline", "call_id": "c1"})
+    assert alice.last("offer_cancelled")["reason"] == "declined"
+    assert bob.last("offer")["call_id"] == "c1"
+    assert floor.recorder.kinds("c1")[2] == ("declined", "alice")
+
+
+async def test_the_only_agent_who_declined_is_rung_again_only_after_a_pause(floor: Floor) -> None:
+    alice = await floor.sign_in("alice")
+    await floor.queue("c1")
+    await floor.dispatcher.handle("alice", {"type": "decline", "call_id": "c1"})
+    await floor.dispatcher.dispatch()
+    assert len(alice.of("offer")) == 1, "not rung again at once"
+    assert floor.dispatcher.snapshot()["waiting"] == ["c1"]
+    floor.clock.advance(REOFFER_AFTER_S)
+    await floor.dispatcher.dispatch()
+    assert len(alice.of("offer")) == 2, "the caller is not stranded"
+
+
+async def test_no_answer_pauses_the_agent_and_rings_the_next(floor: Floor) -> None:
+    alice = await floor.sign_in("alice")
+    floor.clock.advance(5)
+    bob = await floor.sign_in("bob")
+    await floor.queue("c1")
+    await asyncio.sleep(0.5)
+    assert alice.last("offer_cancelled")["reason"] == "timeout"
+    assert (alice.last("state")["state"], alice.last("state")["reason"]) == ("paused", "missed a call")
+    assert bob.last("offer")["call_id"] == "c1"
+    assert ("no_answer", "alice") in floor.recorder.kinds("c1")
+
+
+async def test_closing_the_page_while_ringing_offers_the_call_to_the_next_agent(floor: Floor) -> None:
+    alice = await floor.sign_in("alice")
+    floor.clock.advance(5)
+    bob = await floor.sign_in("bob")
+    await floor.queue("c1")
+    assert alice.of("offer")
+    await floor.dispatcher.agent_disconnected("alice", alice)
+    await settle()
+    assert bob.last("offer")["call_id"] == "c1"
+    agent = await floor.dispatcher.live.get_agent("alice")
+    assert agent is not None
+    assert (agent.state, agent.reason, agent.connected) == ("paused", "disconnected", False)
+
+
+async def test_a_slot_that_does_not_cover_the_client_never_rings(floor: Floor) -> None:
+    carol = await floor.sign_in("carol")
+    await floor.queue("c1", client="acme")
+    assert not carol.of("offer")
+    assert floor.dispatcher.snapshot()["waiting"] == ["c1"]
+
+
+async def test_going_available_off_shift_is_refused_with_the_reason(floor: Floor) -> None:
+    floor.clock.advance(5 * 3600)  # 14:00 Monday: Carol's morning slot is over
+    carol = await floor.sign_in("carol", available=False)
+    with pytest.raises(ProtocolError) as refused:
+        await floor.dispatcher.handle("carol", {"type": "set_state", "state": "available"})
+    assert refused.value.code == "not_on_shift"
+    assert str(refused.value) == "You are not on shift. Your next slot starts Mon 30 Nov 08:00."
+    assert carol.last("state")["can_go_available"] is False
+
+
+async def test_an_agent_whose_slot_ends_gets_no_new_offers(floor: Floor) -> None:
+    carol = await floor.sign_in("carol")
+    floor.clock.advance(3 * 3600)  # 12:00: the slot has ended
+    await floor.dispatcher._follow_shifts()
+    assert carol.last("state")["state"] == "paused"
+    await floor.queue("c1", client="globex")
+    assert not carol.of("offer")
+
+
+async def test_a_paused_agent_s_page_hears_when_the_slot_ends(floor: Floor) -> None:
+    carol = await floor.sign_in("carol", available=False)
+    assert carol.last("state")["can_go_available"] is True
+    floor.clock.advance(3 * 3600)  # 12:00: the slot has ended
+    await floor.dispatcher._follow_shifts()
+    state = carol.last("state")
+    assert (state["state"], state["on_shift"], state["can_go_available"]) == ("paused", False, False)
+    assert state["why_not"] == "You are not on shift. Your next slot starts Mon 30 Nov 08:00."
+    sent = len(carol.of("state"))
+    await floor.dispatcher._follow_shifts()
+    assert len(carol.of("state")) == sent, "no news, no message"
+
+
+async def test_a_dropped_page_reattaches_within_the_grace_period(floor: Floor) -> None:
+    alice = await floor.sign_in("alice")
+    await floor.queue("c1")
+    await floor.pick_up("alice", "c1")
+    await floor.dispatcher.agent_disconnected("alice", alice)
+    again = Link()
+    await floor.dispatcher.agent_connected("alice", again)
+    hello = again.of("hello")[0]
+    assert hello["call"]["call_id"] == "c1"
+    assert hello["call"]["status"] == "connected"
+    await asyncio.sleep(0.5)
+    assert "agent_lost" not in [k for k, _ in floor.recorder.kinds("c1")]
+
+
+async def test_an_agent_lost_mid_call_sends_the_caller_back_to_the_front_of_the_queue(floor: Floor) -> None:
+    alice = await floor.sign_in("alice")
+    await floor.queue("c0")
+    await floor.pick_up("alice", "c0")
+    # Waiting longer than c0 did: only the re-queue's priority puts c0 first.
+    await floor.queue("c1", waited_s=600)
+    await floor.dispatcher.agent_disconnected("alice", alice)
+    await asyncio.sleep(0.5)
+    assert ("agent_lost", "alice") in floor.recorder.kinds("c0")
+    assert floor.worker.kinds()[-1] == "rtc_close"
+    bob = await floor.sign_in("bob")
+    assert bob.last("offer")["call_id"] == "c0", "the re-queued caller goes first"
+
+
+async def test_bad_messages_get_error_codes(floor: Floor) -> None:
+    await floor.sign_in("alice")
+    with pytest.raises(ProtocolError) as unknown:
+        await floor.dispatcher.handle("alice", {"type": "teleport"})
+    assert unknown.value.code == "bad_message"
+    with pytest.raises(ProtocolError) as no_call:
+        await floor.dispatcher.handle("alice", {"type": "answer", "call_id": "nope"})
+    assert no_call.value.code == "no_such_call"
+    await floor.queue("c1")
+    await floor.pick_up("alice", "c1")
+    with pytest.raises(ProtocolError) as digits:
+        await floor.dispatcher.handle("alice", {"type": "dtmf", "call_id": "c1", "digits": "1; rm -rf"})
+    assert digits.value.code == "bad_message"
+
+
+async def test_the_caller_hanging_up_while_ringing_stops_the_ringing(floor: Floor) -> None:
+    alice = await floor.sign_in("alice")
+    await floor.queue("c1")
+    await floor.dispatcher.call_ended("c1", "caller")
+    assert alice.last("offer_cancelled") == {
+        "v": 1,
+        "type": "offer_cancelled",
+        "call_id": "c1",
+        "reason": "caller_hung_up",
+    }
+    assert alice.last("state")["state"] == "available"
+
+
+async def test_a_page_reloaded_while_ringing_sees_the_offer_and_renegotiates(floor: Floor) -> None:
+    alice = await floor.sign_in("alice")
+    await floor.queue("c1")
+    await floor.dispatcher.handle("alice", {"type": "rtc_offer", "call_id": "c1", "sdp": SDP})
+    reloaded = Link()
+    await floor.dispatcher.agent_connected("alice", reloaded)
+    assert alice.closed == "signed in elsewhere"
+    assert reloaded.last("offer")["call_id"] == "c1"
+    await floor.dispatcher.handle("alice", {"type": "rtc_offer", "call_id": "c1", "sdp": SDP})
+    assert floor.worker.kinds() == ["rtc_open", "rtc_update"], "the same leg, renegotiated"
+    await floor.dispatcher.handle("alice", {"type": "answer", "call_id": "c1"})
+    assert reloaded.last("call")["status"] == "connected"

@@ -1,0 +1,80 @@
+"""Reading INVITEs pjsip has accepted."""
+
+from __future__ import annotations
+
+import contextlib
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from telephony.sip_message import SipParseError, parse_name_addr, parse_request, uri_user
+
+INVITE = (
+    "INVITE sip:1001@127.0.0.1:5060 SIP/2.0\r\n"
+    "Via: SIP/2.0/UDP 127.0.0.1:5199;branch=z9hG4bK-1\r\n"
+    'f: "Jane \\"J\\" Doe" <sip:+33612345678@carrier.example>;tag=abc\r\n'
+    "To: <sip:1001@127.0.0.1>\r\n"
+    "i: 42@127.0.0.1\r\n"
+    "CSeq: 1 INVITE\r\n"
+    "Diversion: <sip:0140000000@pbx.example>;reason=no-answer\r\n"
+    "Subject: first line\r\n"
+    " continued\r\n"
+    "Content-Length: 0\r\n\r\n"
+)
+
+
+def test_request_line_and_compact_headers() -> None:
+    req = parse_request(INVITE)
+    assert req.method == "INVITE"
+    assert uri_user(req.uri) == "1001"
+    assert req.header("Call-ID") == "42@127.0.0.1"
+    assert (
+        req.header(
+            "FROM",
+        )
+        is not None
+    )
+    assert req.header("subject") == "first line continued"
+    assert req.header_all("diversion") == ["<sip:0140000000@pbx.example>;reason=no-answer"]
+
+
+def test_name_addr_with_display_and_params() -> None:
+    req = parse_request(INVITE)
+    addr = parse_name_addr(req.header("from") or "")
+    assert addr.uri == "sip:+33612345678@carrier.example"
+    assert addr.user == "+33612345678"
+    assert addr.display is not None
+    assert addr.display.startswith("Jane")
+
+
+def test_bare_uri_and_tel_uri() -> None:
+    assert parse_name_addr("sip:alice@example.com;tag=1").user == "alice"
+    assert uri_user("tel:+4420123") == "+4420123"
+    assert uri_user("http://nope") == ""
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "garbage", "INVITE sip:x@y\r\n\r\n", "INVITE sip:x@y SIP/2.0\r\nno colon here\r\n\r\n"],
+)
+def test_unreadable_requests_raise_a_parse_error(text: str) -> None:
+    with pytest.raises(SipParseError):
+        parse_request(text)
+
+
+def test_unterminated_name_addr() -> None:
+    with pytest.raises(SipParseError):
+        parse_name_addr('"x" <sip:a@b')
+
+
+@given(st.text(max_size=400))
+def test_any_text_parses_or_raises_the_parse_error(text: str) -> None:
+    with contextlib.suppress(SipParseError):
+        parse_request(text)
+
+
+def test_header_count_is_bounded() -> None:
+    text = "INVITE sip:1@h SIP/2.0\r\n" + "X-A: b\r\n" * 500 + "\r\n"
+    with pytest.raises(SipParseError, match="too many headers"):
+        parse_request(text)
