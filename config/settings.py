@@ -63,8 +63,8 @@ class Settings:
     rtc_codec: RtcCodec
     # Addresses the workers offer browsers as ICE host candidates; empty: the public host.
     rtc_host_addresses: tuple[str, ...]
-    # Seconds an offer rings before it goes to the next agent.
-    ring_timeout_s: float
+    # Seconds an offer rings before it goes to the next agent; None: each queue's own `ring_timeout_s`.
+    ring_timeout_s: float | None
     # Seconds an agent whose page dropped mid-call has to come back.
     agent_grace_s: float
     extra: Mapping[str, str] = field(default_factory=dict)
@@ -240,7 +240,7 @@ def load_settings(env: Mapping[str, str] | None = None, cwd: Path | None = None)
         rtc_host_addresses=r.get(
             "HOTLINE_RTC_HOST_ADDRESSES", (), _address_list, "comma-separated IP addresses such as 192.0.2.10,::1"
         ),
-        ring_timeout_s=r.get("HOTLINE_RING_TIMEOUT", 15.0, _positive_float, "a number of seconds"),
+        ring_timeout_s=r.get("HOTLINE_RING_TIMEOUT", None, _positive_float, "a number of seconds"),
         agent_grace_s=r.get("HOTLINE_AGENT_GRACE", 10.0, _positive_float, "a number of seconds"),
     )
     if not settings.public_host:

@@ -106,7 +106,16 @@ from zoneinfo import ZoneInfo
 import argon2
 
 from config.errors import ConfigError
-from dialplan.queues import Absence, AgentTimers, Announcements, Fallback, FallbackKind, QueueConfig, Strategy
+from dialplan.queues import (
+    Absence,
+    AgentTimers,
+    Announcements,
+    Fallback,
+    FallbackKind,
+    QueueConfig,
+    ShiftRules,
+    Strategy,
+)
 from dialplan.schedule import WEEKDAYS, DatedSpan, ServiceWindow, WeeklyCalendar, WeeklySpan
 from dialplan.tenant import (
     DEFAULT_WRAP_UP_S,
@@ -676,6 +685,7 @@ class _Loader:
             self.rate_card(node)
         for node in root.tables("queues", "[[queues]] tables", required=False):
             self.queue(node)
+        shift_rules = self.shift_rules(root)
         for path, queue_id in self.queue_refs:
             if queue_id not in self.queue_paths:
                 self.report.add(path, f"unknown queue {queue_id!r}")
@@ -698,7 +708,19 @@ class _Loader:
             admins=self.admins,
             rate_cards=self.rate_cards,
             queues=self.queues,
+            shift_rules=shift_rules,
         )
+
+    def shift_rules(self, root: _Node) -> ShiftRules:
+        expected = "a [shift_rules] table such as last_offer_before_end_s = 120, no_show_after_s = 600"
+        node = root.table("shift_rules", expected, required=False)
+        defaults = ShiftRules()
+        if node is None:
+            return defaults
+        last_offer = node.get_or("last_offer_before_end_s", SECONDS, int(defaults.last_offer_before_end_s))
+        no_show = node.get_or("no_show_after_s", SECONDS, int(defaults.no_show_after_s))
+        node.finish()
+        return ShiftRules(last_offer_before_end_s=float(last_offer), no_show_after_s=float(no_show))
 
     # Names and references.
 
@@ -1139,7 +1161,8 @@ class _Loader:
         defaults = Announcements()
         if node is None:
             return defaults
-        position = node.get_or("position", BOOLEAN, defaults.position)
+        # A queue given announcements says the caller's position unless told not to.
+        position = node.get_or("position", BOOLEAN, True)
         position_every_s = node.opt("position_every_s", SECONDS)
         periodic_message = node.opt("periodic_message", TEXT)
         periodic_every_s = node.opt("periodic_every_s", SECONDS)

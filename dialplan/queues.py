@@ -59,8 +59,10 @@ class Absence(StrEnum):
 
 @dataclass(frozen=True)
 class Announcements:
+    """What waiting callers hear besides the music. Nothing unless configured, as in app_queue."""
+
     # Position and estimated wait: on joining, then every `position_every_s` (None: only on joining).
-    position: bool = True
+    position: bool = False
     position_every_s: float | None = 30.0
     # A recorded message every `periodic_every_s` (None: never).
     periodic_message: str | None = None

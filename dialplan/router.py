@@ -284,7 +284,7 @@ class Router:
             raise RouterError("not_connected", "Connect the softphone first.")
         if agent.state in ("ringing", "on_call"):
             raise RouterError("busy", "Finish the current call first.")
-        if not self._slot_clients(login, now):
+        if not self._slot_clients(login, now, offering=False):
             raise RouterError("not_on_shift", "You are not on shift.")
         agent.missed_in_row = 0
         agent.wrap_up_until = None
@@ -572,13 +572,14 @@ class Router:
         members = self._members.get(queue.client_id, ())
         return all(self._absences(login, queue.client_id, now) & reasons for login in members)
 
-    def _slot_clients(self, login: str, now: datetime) -> frozenset[str]:
-        """Clients the agent may be offered now: on a slot, not within `last_offer_before_end_s` of its end."""
+    def _slot_clients(self, login: str, now: datetime, *, offering: bool = True) -> frozenset[str]:
+        """Clients the agent's running slots cover; `offering`: only slots not within
+        `last_offer_before_end_s` of their end (no new offers then, but the agent is still on shift)."""
         window = self._slot_cache.get(login)
         if window is None or not window.since <= now < window.until:
             window = self._slot_window(login, now)
             self._slot_cache[login] = window
-        margin = timedelta(seconds=self.shift_rules.last_offer_before_end_s)
+        margin = timedelta(seconds=self.shift_rules.last_offer_before_end_s if offering else 0)
         clients: set[str] = set()
         for slot_clients, end in window.running:
             if end - now > margin:
@@ -600,7 +601,7 @@ class Router:
             actions += self._back_from_call(agent, now)
         if agent.rest_until is not None and agent.rest_until <= now:
             agent.rest_until = None
-        if agent.state == "available" and not self._slot_clients(agent.login, now):
+        if agent.state == "available" and not self._slot_clients(agent.login, now, offering=False):
             actions += self._set(agent, "paused", "end of shift", now)
         return actions
 

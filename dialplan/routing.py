@@ -102,4 +102,4 @@ def route_inbound(tenant: Tenant, call: InboundCall, now: datetime) -> Decision:
             retry_after = math.ceil((opening - now).total_seconds())
         return Reject(480, "Temporarily Unavailable", retry_after, line.client_id, line.id)
 
-    return Accept(client_id=line.client_id, line_id=line.id, queue_id=line.client_id)
+    return Accept(client_id=line.client_id, line_id=line.id, queue_id=tenant.queue_for_line(line).id)

@@ -14,7 +14,7 @@ from enum import StrEnum
 from functools import cached_property
 from zoneinfo import ZoneInfo
 
-from dialplan.queues import AgentTimers, QueueConfig
+from dialplan.queues import AgentTimers, QueueConfig, ShiftRules
 from dialplan.schedule import ServiceWindow, WeeklyCalendar
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -190,6 +190,7 @@ class Tenant:
     rate_cards: Mapping[str, RateCard] = field(default_factory=dict)
     # Configured queues by id; a client with none gets one named after it (`all_queues`).
     queues: Mapping[str, QueueConfig] = field(default_factory=dict)
+    shift_rules: ShiftRules = field(default_factory=ShiftRules)
 
     @cached_property
     def all_queues(self) -> Mapping[str, QueueConfig]:

@@ -29,6 +29,10 @@ class EventKind(StrEnum):
     HOLD = "hold"
     UNHOLD = "unhold"
     AGENT_LOST = "agent_lost"
+    # A queue announcement decided for the caller (position and wait, or the periodic message).
+    ANNOUNCED = "announced"
+    # The caller left their queue for its fallback: another queue, or (final) a message and hang-up.
+    FALLBACK = "fallback"
     ENDED = "ended"
     INTERRUPTED = "interrupted"
 
@@ -38,6 +42,8 @@ class Outcome(StrEnum):
 
     ANSWERED = "answered"
     ABANDONED = "abandoned"
+    # Sent to the queue's final fallback (queue full, waited too long, nobody to serve).
+    FALLBACK = "fallback"
     REJECTED = "rejected"
     INTERRUPTED = "interrupted"
 
@@ -116,6 +122,7 @@ def summarize(events: Iterable[TimelineEvent]) -> CallSummary:
     outcome: Outcome | None = None
     sip_status: int | None = None
     ended_by: str | None = None
+    sent_away = False
     last = start
 
     def close_phase(now: float) -> None:
@@ -174,6 +181,8 @@ def summarize(events: Iterable[TimelineEvent]) -> CallSummary:
             enter(_Phase.HELD, now)
         elif kind == EventKind.UNHOLD and phase is _Phase.HELD:
             enter(_Phase.TALKING, now)
+        elif kind == EventKind.FALLBACK and event.data.get("final"):
+            sent_away = True
         elif kind == EventKind.AGENT_LOST:
             lost = agent if isinstance(agent, str) else talking_agent
             if lost is not None and lost == talking_agent:
@@ -195,7 +204,7 @@ def summarize(events: Iterable[TimelineEvent]) -> CallSummary:
                 outcome = Outcome.INTERRUPTED
                 ended_by = "system"
             else:
-                outcome = Outcome.ANSWERED if served else Outcome.ABANDONED
+                outcome = Outcome.ANSWERED if served else Outcome.FALLBACK if sent_away else Outcome.ABANDONED
                 by = event.data.get("by")
                 ended_by = by if isinstance(by, str) else None
                 status = event.data.get("status")

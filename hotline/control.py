@@ -34,7 +34,7 @@ from telephony.dispatcher import Dispatcher, DispatcherSettings
 from telephony.ipc import Body
 from telephony.kamailio_front import DEFAULT_TEMPLATE, FrontWorker, KamailioFront
 from telephony.loop_watch import log_loop_stalls
-from telephony.media_assets import ensure_hold_music, ensure_telephony_wav, greeting_for
+from telephony.media_assets import SpeechCache, ensure_hold_music, ensure_telephony_wav, greeting_for
 from telephony.pool import WorkerPool
 from telephony.sip_digest import DigestAuthority
 from telephony.sip_events import AdapterSettings
@@ -179,6 +179,7 @@ class Control:
                     ice_servers=s.ice_servers,
                     codec=s.rtc_codec,
                 ),
+                prompts=SpeechCache(s.cache_dir),
             )
             calls.listener = dispatcher
             dispatcher.start()

@@ -385,7 +385,13 @@ class CallService:
             session.log.info("call_queued", queue=session.queue_id)
             if self.listener is not None and session.client_id is not None:
                 queued = QueuedCall(
-                    session.call_id, session.worker, session.leg, session.client_id, session.caller, queued_at
+                    session.call_id,
+                    session.worker,
+                    session.leg,
+                    session.client_id,
+                    session.caller,
+                    queued_at,
+                    queue_id=session.queue_id,
                 )
                 self._spawn(self.listener.call_queued(queued))
             return False

@@ -1,11 +1,17 @@
 """Agents and the calls offered to them, as the control process runs them.
 
-The dispatcher keeps each connected agent's browser link, offers waiting
-calls by the rules in `dialplan.offers`, relays the WebRTC offer to the
-worker that holds the call, and turns the agent's clicks into worker
-commands and timeline events. Agent states live in the live state (so a
-reservation is atomic even with several nodes); links, timers and offers
-live here, in this process.
+The queue engine (`dialplan.router.Router`) decides who is offered which
+call and when; the dispatcher feeds it what happens (pages connecting,
+clicks, callers arriving and hanging up, the clock) and carries out what
+it decides: it reserves agents in the live state, rings browsers, relays
+the WebRTC offer to the worker that holds the call, has the worker play
+announcements, and turns the agent's clicks into worker commands and
+timeline events.
+
+Agent states are mirrored into the live state, where a reservation is
+atomic even with several nodes: an agent the router chose but another node
+holds is reported back to the router as busy, and the call goes to the next
+agent. Links, offers and timers live here, in this process.
 
 Media never goes through here: the browser's peer connection ends in the
 worker. The leg is negotiated while the phone rings, so answering only
@@ -18,29 +24,39 @@ import asyncio
 import contextlib
 import re
 import uuid
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 import structlog
 
 from dialplan.clock import Clock
-from dialplan.offers import RING_TIMEOUT_S, AgentCandidate, WaitingCall, choose_agent, dispatch_order, mask_number
+from dialplan.offers import RING_TIMEOUT_S, mask_number
+from dialplan.prompts import position_prompt
+from dialplan.queues import FallbackKind
+from dialplan.router import Action, AgentChanged, Announce, CancelOffer, NoShow, Router, RouterError, SendToFallback
+from dialplan.router import Offer as RouterOffer
 from dialplan.shifts import shift_status, upcoming_slots
 from dialplan.tenant import Tenant
 from dialplan.timeline import EventKind, TimelineEvent
+from dialplan.wait_estimate import HandleTimes, estimated_wait_s
 from store.live_state import AgentLive, LiveState
 
 log = structlog.get_logger("telephony.dispatcher")
 
 Message = dict[str, Any]
 DTMF_DIGITS = re.compile(r"^[0-9*#A-Da-d]{1,32}$")
-# A re-queued caller (agent lost) goes ahead of everyone waiting.
-REQUEUE_PRIORITY = 1000
-# How often waiting calls are looked at again, for agents whose slot just began.
-TICK_S = 2.0
+# The router wants a step at least this often, for slots that start or end and for no-shows.
+TICK_S = 1.0
+# Said before hanging up on a caller whose queue's fallback has no message of its own,
+# or whose fallback (voicemail, dialling the client's number) this bridge can't do yet.
+DEFAULT_FALLBACK_MESSAGE = "We are sorry, nobody can take your call right now. Please call again later."
+# What the browser is told when a ring stops, by the router's reason.
+CANCEL_REASONS = {"caller_left": "caller_hung_up", "agent_gone": "disconnected"}
 
 
 class AgentLink(Protocol):
@@ -53,6 +69,11 @@ class AgentLink(Protocol):
 
 class WorkerRequests(Protocol):
     async def request(self, index: int, kind: str, body: Message, timeout: float = 5.0) -> Message: ...
+
+
+class Prompts(Protocol):
+    async def speech(self, text: str) -> str | None:
+        """A WAV file the workers can play that says `text`; None when speech is unavailable."""
 
 
 class CallRecorder(Protocol):
@@ -78,7 +99,8 @@ class QueuedCall:
     caller: str
     queued_at: datetime
     priority: int = 0
-    passed_by: dict[str, datetime] = field(default_factory=dict)
+    # None: the queue named after the client (or its first).
+    queue_id: str | None = None
 
 
 @dataclass
@@ -87,7 +109,7 @@ class Offer:
     agent: str
     rtc_id: str
     offered_at: datetime
-    timer: asyncio.Task[None] | None = None
+    ring_timeout_s: float
     rtc_ready: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -97,6 +119,7 @@ class LiveCall:
     agent: str
     rtc_id: str
     answered_at: datetime
+    queue_id: str
     held: bool = False
     muted: bool = False
     media_ok: bool = True
@@ -109,14 +132,16 @@ class AgentRuntime:
     offer: Offer | None = None
     live: LiveCall | None = None
     grace: asyncio.Task[None] | None = None
-    wrap_up: asyncio.Task[None] | None = None
+    # While True, state changes are not sent to the page (it hears the end result).
+    muted_state: bool = False
     # Whether the last state sent to the page said "on shift".
     shown_on_shift: bool | None = None
 
 
 @dataclass(frozen=True)
 class DispatcherSettings:
-    ring_timeout_s: float = RING_TIMEOUT_S
+    # None: each queue's own ring timeout; a number overrides every queue's.
+    ring_timeout_s: float | None = None
     # A dropped WebSocket during a call has this long to come back.
     reconnect_grace_s: float = 10.0
     ice_servers: tuple[Mapping[str, Any], ...] = ()
@@ -140,6 +165,7 @@ class Dispatcher:
         workers: WorkerRequests,
         recorder: CallRecorder,
         settings: DispatcherSettings = DispatcherSettings(),
+        prompts: Prompts | None = None,
     ) -> None:
         self.tenant = tenant
         self.live = live
@@ -147,11 +173,21 @@ class Dispatcher:
         self.workers = workers
         self.recorder = recorder
         self.settings = settings
+        self.prompts = prompts
+        queues = list(tenant.all_queues.values())
+        if settings.ring_timeout_s is not None:
+            queues = [replace(q, ring_timeout_s=settings.ring_timeout_s) for q in queues]
+        self.router = Router(tenant, queues, shift_rules=tenant.shift_rules)
         self._agents: dict[str, AgentRuntime] = {}
-        self._waiting: dict[str, QueuedCall] = {}
+        # Calls the router holds (waiting or ringing), for what it doesn't keep: worker, leg, caller.
+        self._calls: dict[str, QueuedCall] = {}
+        # Per queue, recent talk plus wrap-up times: the announced wait is estimated from them.
+        self._handle_times: dict[str, HandleTimes] = {}
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._ticker: asyncio.Task[None] | None = None
+        # Set after each event: the ticker re-reads the router's next deadline.
+        self._wake = asyncio.Event()
 
     # ---- lifecycle ----------------------------------------------------------
 
@@ -164,10 +200,8 @@ class Dispatcher:
         for task in list(self._tasks):
             task.cancel()
         for runtime in self._agents.values():
-            timers = [runtime.grace, runtime.wrap_up, runtime.offer.timer if runtime.offer else None]
-            for timer in timers:
-                if timer is not None:
-                    timer.cancel()
+            if runtime.grace is not None:
+                runtime.grace.cancel()
 
     def _spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
         task = asyncio.ensure_future(coro)
@@ -176,13 +210,156 @@ class Dispatcher:
         return task
 
     async def _tick(self) -> None:
+        """Step the router at its next deadline (ring timeouts, wrap-ups, announcements), and every TICK_S."""
         while True:
-            await asyncio.sleep(TICK_S)
+            now = self.clock.now()
+            deadline = self.router.next_deadline(now)
+            wait = TICK_S if deadline is None else min(TICK_S, max(0.0, (deadline - now).total_seconds()))
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), wait)
             try:
-                await self._follow_shifts()
                 await self.dispatch()
             except Exception:
                 log.exception("dispatch_tick_failed")
+
+    # ---- the router ---------------------------------------------------------
+
+    async def _route(self, event: Callable[[datetime], list[Action]]) -> None:
+        """Feed the router one event and carry out its decisions. The caller holds the lock."""
+        now = self.clock.now()
+        pending: deque[Action] = deque(event(now))
+        while pending:
+            action = pending.popleft()
+            if isinstance(action, RouterOffer):
+                pending.extend(await self._ring(action, now))
+            elif isinstance(action, CancelOffer):
+                await self._cancel(action)
+            elif isinstance(action, AgentChanged):
+                await self._agent_changed(action)
+            elif isinstance(action, Announce):
+                self._announce(action)
+            elif isinstance(action, SendToFallback):
+                self._fallback(action)
+            elif isinstance(action, NoShow):
+                log.warning("agent_no_show", agent=action.login, slot_start=_iso(action.slot_start))
+        self._wake.set()
+
+    async def dispatch(self) -> None:
+        """Everything due by now: timers, shift ends, announcements, new offers; pages hear of slot changes."""
+        async with self._lock:
+            await self._route(lambda now: self.router.step(now) + self.router.no_shows(now))
+            await self._follow_shifts()
+
+    async def _ring(self, action: RouterOffer, now: datetime) -> list[Action]:
+        """Ring the agents the router chose, each reserved in the live state first; busy ones go back."""
+        more: list[Action] = []
+        call = self._calls.get(action.call_id)
+        for login in action.agents:
+            runtime = self._runtime(login)
+            if call is None or runtime.link is None or not await self.live.reserve_agent(login, action.call_id, at=now):
+                # Another node holds them (or their page just went): the router tries someone else.
+                log.info("agent_busy_elsewhere", call_id=action.call_id, agent=login)
+                with contextlib.suppress(RouterError):
+                    # Their state here is the router's own; the live state is the other node's to write.
+                    more += [
+                        a
+                        for a in self.router.busy(action.call_id, login, now)
+                        if not (isinstance(a, AgentChanged) and a.login == login)
+                    ]
+                continue
+            offer = Offer(call, login, uuid.uuid4().hex, now, action.ring_timeout_s)
+            runtime.offer = offer
+            self.recorder.record(
+                call.call_id,
+                [self._event(EventKind.OFFERED, agent=login), self._event(EventKind.RINGING, agent=login)],
+            )
+            self._send(login, self._offer_message(offer))
+            await self._send_state(login)
+        return more
+
+    async def _cancel(self, action: CancelOffer) -> None:
+        runtime = self._runtime(action.agent)
+        offer = runtime.offer
+        if offer is None or offer.call.call_id != action.call_id:
+            return  # never rung here: the reservation failed
+        runtime.offer = None
+        call = offer.call
+        if action.reason == "declined":
+            self.recorder.record(call.call_id, [self._event(EventKind.DECLINED, agent=action.agent)])
+        elif action.reason in ("timeout", "agent_gone", "busy", "fallback"):
+            self.recorder.record(
+                call.call_id, [self._event(EventKind.NO_ANSWER, agent=action.agent, reason=action.reason)]
+            )
+        reason = CANCEL_REASONS.get(action.reason, action.reason)
+        self._send(action.agent, {"type": "offer_cancelled", "call_id": call.call_id, "reason": reason})
+        await self.live.release_agent(action.agent, call.call_id, "available", at=self.clock.now())
+        if offer.rtc_ready.is_set():
+            self._spawn(self._close_rtc(call, offer.rtc_id))
+        log.info("call_offer_withdrawn", call_id=call.call_id, agent=action.agent, reason=action.reason)
+
+    async def _agent_changed(self, action: AgentChanged) -> None:
+        if action.state == "ringing":
+            return  # the reservation, made as the offer goes out, says so
+        live = self._runtime(action.login).live
+        reserved_by = live.call.call_id if action.state == "on_call" and live is not None else None
+        await self._set(action.login, action.state, reason=action.reason, reserved_by=reserved_by)
+
+    def _announce(self, action: Announce) -> None:
+        call = self._calls.get(action.call_id)
+        caller = self.router.callers.get(action.call_id)
+        if call is None or caller is None:
+            return
+        if action.kind == "position" and action.position is not None:
+            wait_s = self._estimated_wait(caller.queue_id, action.position)
+            text = position_prompt(action.position, wait_s)
+            data: dict[str, Any] = {"what": "position", "position": action.position, "wait_s": wait_s}
+        else:
+            text = action.message or ""
+            data = {"what": "periodic"}
+        if not text:
+            return
+        self.recorder.record(call.call_id, [self._event(EventKind.ANNOUNCED, **data, text=text)])
+        self._spawn(self._play(call, text))
+
+    def _estimated_wait(self, queue_id: str, position: int) -> float | None:
+        serving = sum(1 for live in self.router.live.values() if live.queue_id == queue_id)
+        mean = self._handle_times.setdefault(queue_id, HandleTimes()).mean()
+        return estimated_wait_s(position, serving, mean)
+
+    async def _play(self, call: QueuedCall, text: str, *, then_hang_up: bool = False) -> None:
+        """Have the worker say `text` to the caller, after whatever they hear now, never over an agent."""
+        path = await self.prompts.speech(text) if self.prompts is not None else None
+        if path is None and not then_hang_up:
+            return
+        body: Message = {"leg": call.leg, "path": path, "then_hang_up": then_hang_up}
+        try:
+            await self.workers.request(call.worker, "announce", body, timeout=self.settings.request_timeout_s)
+        except Exception as exc:
+            log.warning("announcement_failed", call_id=call.call_id, error=str(exc))
+
+    def _fallback(self, action: SendToFallback) -> None:
+        fallback = action.fallback
+        if fallback.kind is FallbackKind.QUEUE and action.call_id in self.router.callers:
+            # Moved to another queue: still waiting, and still ours.
+            self.recorder.record(
+                action.call_id,
+                [self._event(EventKind.FALLBACK, queue=action.queue_id, reason=action.reason, to=fallback.target)],
+            )
+            return
+        call = self._calls.pop(action.call_id, None)
+        if call is None:
+            return
+        message = fallback.message or DEFAULT_FALLBACK_MESSAGE
+        if fallback.kind in (FallbackKind.VOICEMAIL, FallbackKind.NUMBER):
+            log.warning("fallback_not_available", call_id=call.call_id, kind=fallback.kind.value)
+        self.recorder.record(
+            call.call_id,
+            [self._event(EventKind.FALLBACK, queue=action.queue_id, reason=action.reason, final=True)],
+        )
+        self.recorder.end_hint(call.call_id, "bridge")
+        log.info("call_sent_to_fallback", call_id=call.call_id, queue=action.queue_id, reason=action.reason)
+        self._spawn(self._play(call, message, then_hang_up=True))
 
     # ---- helpers ------------------------------------------------------------
 
@@ -201,6 +378,10 @@ class Dispatcher:
     async def _set(self, login: str, state: str, *, reason: str | None = None, reserved_by: str | None = None) -> None:
         current = await self._agent(login)
         runtime = self._runtime(login)
+        if current.reserved_by not in (None, reserved_by) and not self._holds(current.reserved_by):
+            # Another node rang them: its reservation stands until it releases it.
+            log.info("agent_held_elsewhere", agent=login, call_id=current.reserved_by, state=state)
+            return
         await self.live.set_agent(
             AgentLive(
                 login=login,
@@ -212,6 +393,14 @@ class Dispatcher:
             )
         )
         await self._send_state(login)
+
+    def _holds(self, call_id: str | None) -> bool:
+        """Whether the call is one of this node's."""
+        return call_id in self._calls or any(
+            (r.offer is not None and r.offer.call.call_id == call_id)
+            or (r.live is not None and r.live.call.call_id == call_id)
+            for r in self._agents.values()
+        )
 
     def _send(self, login: str, message: Message) -> None:
         link = self._runtime(login).link
@@ -243,6 +432,8 @@ class Dispatcher:
         }
 
     async def _send_state(self, login: str) -> None:
+        if self._runtime(login).muted_state:
+            return
         agent = await self._agent(login)
         status = shift_status(self.tenant, login, self.clock.now(), self.settings.display_zone)
         slot = status.current
@@ -297,21 +488,7 @@ class Dispatcher:
             if runtime.grace is not None and (runtime.live is None or runtime.live.media_ok):
                 runtime.grace.cancel()
                 runtime.grace = None
-            agent = await self._agent(login)
-            state, reason = agent.state, agent.reason
-            if state == "logged_out":
-                state, reason = "paused", "signed in"
-            await self.live.set_agent(
-                AgentLive(
-                    login=login,
-                    state=state,
-                    since=agent.since if state == agent.state else self.clock.now(),
-                    connected=True,
-                    reason=reason,
-                    reserved_by=agent.reserved_by,
-                )
-            )
-            live = runtime.live
+            live, ringing = runtime.live, runtime.offer
             link.send(
                 {
                     "v": 1,
@@ -319,20 +496,46 @@ class Dispatcher:
                     "agent": {"login": login, "name": self.tenant.agents[login].name},
                     "ice_servers": [dict(s) for s in self.settings.ice_servers],
                     "codec": self.settings.codec,
-                    "ring_timeout_s": self.settings.ring_timeout_s,
+                    "ring_timeout_s": self.settings.ring_timeout_s or RING_TIMEOUT_S,
                     "server_time": _iso(self.clock.now()),
                     "call": None if live is None else self._call_message(live, "held" if live.held else "connected"),
                 }
             )
+            stored = await self.live.get_agent(login)
+            fresh = self.router.agents[login].state == "logged_out"
+            # The page hears its state once, below, not at each step of getting there.
+            runtime.muted_state = True
+            try:
+                await self._route(lambda now: self.router.connect(login, now))
+                if fresh and stored is not None:
+                    await self._restore(login, stored)
+                agent = await self._agent(login)
+                if not agent.connected:
+                    await self._set(login, agent.state, reason=agent.reason, reserved_by=agent.reserved_by)
+            finally:
+                runtime.muted_state = False
             await self._send_state(login)
             self._send_shifts(login)
-            if runtime.offer is not None:
+            if ringing is not None and runtime.offer is ringing:
                 # Still ringing: the new page shows it (and negotiates its own leg).
-                self._send(login, self._offer_message(runtime.offer.call))
+                self._send(login, self._offer_message(ringing))
         if previous is not None and previous is not link:
             # One softphone per agent: a second tab would ring twice.
             await previous.close("signed in elsewhere")
         log.info("agent_connected", agent=login)
+
+    async def _restore(self, login: str, stored: AgentLive) -> None:
+        """After a restart with shared live state: the agent is as they left it (available, or paused and why)."""
+        try:
+            if stored.state in ("available", "wrap_up"):
+                await self._route(lambda now: self.router.set_available(login, now))
+            elif stored.state == "paused" and stored.reason not in (None, "signed in"):
+                reason = stored.reason or "break"
+                await self._route(lambda now: self.router.pause(login, reason, now))
+        except RouterError as exc:
+            log.info("agent_state_not_restored", agent=login, state=stored.state, why=str(exc))
+        else:
+            log.info("agent_state_restored", agent=login, state=stored.state, reason=stored.reason)
 
     async def agent_disconnected(self, login: str, link: AgentLink) -> None:
         async with self._lock:
@@ -340,26 +543,14 @@ class Dispatcher:
             if runtime.link is not link:
                 return
             runtime.link = None
-            agent = await self._agent(login)
-            if runtime.offer is not None:
-                await self._withdraw_offer(runtime.offer, EventKind.NO_ANSWER, "disconnected")
-                await self._set(login, "paused", reason="disconnected")
-            elif runtime.live is not None:
+            if runtime.live is not None and runtime.grace is None:
                 runtime.grace = self._spawn(self._grace_expired(login, runtime.live))
-                await self.live.set_agent(
-                    AgentLive(
-                        login=login,
-                        state=agent.state,
-                        since=agent.since,
-                        connected=False,
-                        reason=agent.reason,
-                        reserved_by=agent.reserved_by,
-                    )
-                )
-            else:
-                await self._set(login, "paused" if agent.state != "logged_out" else "logged_out", reason="disconnected")
+            # A ringing offer goes to the next agent at once; an agent on a call keeps it for the grace period.
+            await self._route(lambda now: self.router.disconnect(login, now))
+            agent = await self._agent(login)
+            if agent.connected:
+                await self._set(login, agent.state, reason=agent.reason, reserved_by=agent.reserved_by)
         log.info("agent_disconnected", agent=login, on_call=runtime.live is not None)
-        self._spawn(self.dispatch())
 
     async def _grace_expired(self, login: str, live: LiveCall) -> None:
         await asyncio.sleep(self.settings.reconnect_grace_s)
@@ -367,7 +558,6 @@ class Dispatcher:
             runtime = self._runtime(login)
             if runtime.live is live and (runtime.link is None or not live.media_ok):
                 await self._agent_lost(runtime, "no reconnection within the grace period")
-        await self.dispatch()
 
     # ---- messages from a browser ------------------------------------------------
 
@@ -404,16 +594,18 @@ class Dispatcher:
                 status = shift_status(self.tenant, login, self.clock.now(), self.settings.display_zone)
                 if not status.on_shift:
                     raise ProtocolError("not_on_shift", status.why_not or "You are not on shift.")
-                if runtime.wrap_up is not None:
-                    runtime.wrap_up.cancel()
-                    runtime.wrap_up = None
-                await self._set(login, "available")
+                await self._route_or_refuse(lambda now: self.router.set_available(login, now))
             elif wanted == "paused":
                 reason = str(message.get("reason") or "break")[:64]
-                await self._set(login, "paused", reason=reason)
+                await self._route_or_refuse(lambda now: self.router.pause(login, reason, now))
             else:
                 raise ProtocolError("bad_message", "state must be available or paused")
-        await self.dispatch()
+
+    async def _route_or_refuse(self, event: Callable[[datetime], list[Action]]) -> None:
+        try:
+            await self._route(event)
+        except RouterError as exc:
+            raise ProtocolError("not_allowed" if exc.code == "busy" else exc.code, str(exc)) from None
 
     def _offer_of(self, login: str, call_id: object) -> Offer:
         offer = self._runtime(login).offer
@@ -472,22 +664,20 @@ class Dispatcher:
                 raise ProtocolError("no_such_call", "That call is no longer ringing for you.")
             # Audio first: the click must be heard at once; the record follows.
             await self._worker(offer.call, "bridge", {"leg": offer.call.leg, "rtc_id": offer.rtc_id})
-            self._end_offer_timer(offer)
             runtime.offer = None
             call = offer.call
-            self._waiting.pop(call.call_id, None)
-            live = LiveCall(call, login, offer.rtc_id, self.clock.now())
+            queue_id = self.router.callers[call.call_id].queue_id
+            self._calls.pop(call.call_id, None)
+            live = LiveCall(call, login, offer.rtc_id, self.clock.now(), queue_id)
             runtime.live = live
             self.recorder.record(call.call_id, [self._event(EventKind.ANSWERED, agent=login)])
-            await self._set(login, "on_call", reserved_by=call.call_id)
+            await self._route(lambda now: self.router.answered(call.call_id, login, now))
             self._send(login, self._call_message(live, "connected"))
 
     async def _on_decline(self, login: str, message: Message) -> None:
         async with self._lock:
             offer = self._offer_of(login, message.get("call_id"))
-            await self._withdraw_offer(offer, EventKind.DECLINED, "declined")
-            await self._set(login, "available")
-        await self.dispatch()
+            await self._route(lambda now: self.router.declined(offer.call.call_id, login, now))
 
     async def _on_hangup(self, login: str, message: Message) -> None:
         live = self._live_of(login, message.get("call_id"))
@@ -523,30 +713,50 @@ class Dispatcher:
     # ---- calls ----------------------------------------------------------------
 
     async def call_queued(self, call: QueuedCall) -> None:
+        queue_id = call.queue_id
+        if queue_id is None or queue_id not in self.router.queues:
+            client = self.tenant.clients[call.client_id]
+            queue_id = next(
+                (q.id for q in self.router.queues.values() if q.id == client.id and q.client_id == client.id),
+                next(q.id for q in self.router.queues.values() if q.client_id == client.id),
+            )
         async with self._lock:
-            self._waiting[call.call_id] = call
-        await self.dispatch()
+            self._calls[call.call_id] = call
+            try:
+                await self._route(lambda now: self.router.arrive(call.call_id, queue_id, now, priority=call.priority))
+            except RouterError as exc:
+                self._calls.pop(call.call_id, None)
+                log.error("call_not_queued", call_id=call.call_id, queue=queue_id, error=str(exc))
 
     async def call_ended(self, call_id: str, ended_by: str) -> None:
         """The caller's leg is gone (any reason): stop ringing, or close the agent's call."""
         async with self._lock:
-            self._waiting.pop(call_id, None)
+            if call_id in self.router.callers:
+                await self._route(lambda now: self.router.hang_up(call_id, now))
+            self._calls.pop(call_id, None)
             for runtime in self._agents.values():
-                offer = runtime.offer
-                if offer is not None and offer.call.call_id == call_id:
-                    self._end_offer_timer(offer)
-                    runtime.offer = None
-                    self._send(
-                        runtime.login, {"type": "offer_cancelled", "call_id": call_id, "reason": "caller_hung_up"}
-                    )
-                    await self.live.release_agent(runtime.login, call_id, "available", at=self.clock.now())
-                    await self._send_state(runtime.login)
                 live = runtime.live
                 if live is not None and live.call.call_id == call_id:
                     runtime.live = None
+                    if runtime.grace is not None:
+                        runtime.grace.cancel()
+                        runtime.grace = None
                     self._send(runtime.login, self._call_message(live, "ended", ended_by))
-                    await self._start_wrap_up(runtime, live.call)
-        await self.dispatch()
+                    await self._end_call(runtime.login, live)
+
+    async def _end_call(self, login: str, live: LiveCall) -> None:
+        """The router starts the agent's wrap-up (or makes them available); the handle time feeds estimates."""
+        talk_s = max(0.0, (self.clock.now() - live.answered_at).total_seconds())
+        client = self.tenant.clients.get(live.call.client_id)
+        card = self.tenant.rate_cards.get(live.call.client_id)
+        tier = card.tier_for(talk_s) if card is not None else None
+        earned = tier.rate if tier is not None else Decimal(0)
+        wrap_s = client.wrap_up_s if client is not None else 0
+        self._handle_times.setdefault(live.queue_id, HandleTimes()).observe(talk_s + wrap_s)
+        await self.live.release_agent(login, live.call.call_id, "wrap_up", at=self.clock.now())
+        await self._route(
+            lambda now: self.router.call_ended(live.call.call_id, login, now, talk_s=talk_s, earned=earned)
+        )
 
     async def rtc_state(self, rtc_id: str, state: str) -> None:
         async with self._lock:
@@ -562,28 +772,6 @@ class Dispatcher:
                     # The page restarts ICE on its own; give it the grace period.
                     runtime.grace = self._spawn(self._grace_expired(runtime.login, live))
 
-    async def _start_wrap_up(self, runtime: AgentRuntime, call: QueuedCall) -> None:
-        client = self.tenant.clients.get(call.client_id)
-        wrap_s = client.wrap_up_s if client is not None else 0
-        await self.live.release_agent(runtime.login, call.call_id, "wrap_up", at=self.clock.now())
-        await self._send_state(runtime.login)
-        runtime.wrap_up = self._spawn(self._finish_wrap_up(runtime.login, wrap_s))
-
-    async def _finish_wrap_up(self, login: str, wrap_s: float) -> None:
-        await asyncio.sleep(wrap_s)
-        async with self._lock:
-            runtime = self._runtime(login)
-            runtime.wrap_up = None
-            agent = await self._agent(login)
-            if agent.state != "wrap_up":
-                return
-            status = shift_status(self.tenant, login, self.clock.now())
-            if runtime.link is not None and status.on_shift:
-                await self._set(login, "available")
-            else:
-                await self._set(login, "paused", reason="disconnected" if runtime.link is None else "end of shift")
-        await self.dispatch()
-
     async def _agent_lost(self, runtime: AgentRuntime, why: str) -> None:
         """The agent can't carry on: the caller goes back to music, first in line."""
         live = runtime.live
@@ -594,11 +782,9 @@ class Dispatcher:
         call = live.call
         self.recorder.record(call.call_id, [self._event(EventKind.AGENT_LOST, agent=runtime.login)])
         self._spawn(self._close_rtc(call, live.rtc_id))
-        call.priority = REQUEUE_PRIORITY
-        call.passed_by[runtime.login] = self.clock.now()
-        self._waiting[call.call_id] = call
+        self._calls[call.call_id] = call
         await self.live.release_agent(runtime.login, call.call_id, "paused", at=self.clock.now())
-        await self._set(runtime.login, "paused", reason="disconnected")
+        await self._route(lambda now: self.router.agent_lost(call.call_id, now))
         log.warning("agent_lost", call_id=call.call_id, agent=runtime.login, why=why)
 
     async def _close_rtc(self, call: QueuedCall, rtc_id: str) -> None:
@@ -607,51 +793,8 @@ class Dispatcher:
 
     # ---- offers -----------------------------------------------------------------
 
-    async def dispatch(self) -> None:
-        """Offer every waiting call that nobody is ringing for, as agents allow."""
-        async with self._lock:
-            ringing = {r.offer.call.call_id for r in self._agents.values() if r.offer is not None}
-            waiting = [c for c in self._waiting.values() if c.call_id not in ringing]
-            if not waiting:
-                return
-            agents = await self.live.agents()
-            candidates = [
-                AgentCandidate(
-                    a.login,
-                    a.state,
-                    a.since,
-                    a.connected and self._runtime(a.login).link is not None,
-                    reserved=a.reserved_by is not None,
-                )
-                for a in agents
-                if a.login in self.tenant.agents
-            ]
-            now = self.clock.now()
-            taken: set[str] = set()
-            for call in dispatch_order(self._as_waiting(c) for c in waiting):
-                login = choose_agent(self.tenant, call, candidates, now, taken=taken)
-                if login is None:
-                    continue
-                taken.add(login)
-                if await self.live.reserve_agent(login, call.call_id, at=now):
-                    self._offer(self._waiting[call.call_id], login)
-
-    @staticmethod
-    def _as_waiting(call: QueuedCall) -> WaitingCall:
-        return WaitingCall(call.call_id, call.client_id, call.queued_at, call.priority, dict(call.passed_by))
-
-    def _offer(self, call: QueuedCall, login: str) -> None:
-        runtime = self._runtime(login)
-        offer = Offer(call, login, uuid.uuid4().hex, self.clock.now())
-        runtime.offer = offer
-        offer.timer = self._spawn(self._ring_timeout(offer))
-        self.recorder.record(
-            call.call_id, [self._event(EventKind.OFFERED, agent=login), self._event(EventKind.RINGING, agent=login)]
-        )
-        self._send(login, self._offer_message(call))
-        self._spawn(self._send_state(login))
-
-    def _offer_message(self, call: QueuedCall) -> Message:
+    def _offer_message(self, offer: Offer) -> Message:
+        call = offer.call
         return {
             "type": "offer",
             "call_id": call.call_id,
@@ -659,57 +802,25 @@ class Dispatcher:
             "caller": self._caller_view(call),
             "waited_s": round((self.clock.now() - call.queued_at).total_seconds(), 1),
             "queued_at": _iso(call.queued_at),
-            "ring_timeout_s": self.settings.ring_timeout_s,
+            "ring_timeout_s": offer.ring_timeout_s,
         }
 
-    async def _ring_timeout(self, offer: Offer) -> None:
-        await asyncio.sleep(self.settings.ring_timeout_s)
-        async with self._lock:
-            if self._runtime(offer.agent).offer is not offer:
-                return
-            offer.timer = None
-            await self._withdraw_offer(offer, EventKind.NO_ANSWER, "timeout")
-            # Not at the desk: don't ring them again until they say they're back.
-            await self._set(offer.agent, "paused", reason="missed a call")
-        await self.dispatch()
-
-    def _end_offer_timer(self, offer: Offer) -> None:
-        if offer.timer is not None and offer.timer is not asyncio.current_task():
-            offer.timer.cancel()
-        offer.timer = None
-
-    async def _withdraw_offer(self, offer: Offer, kind: str, reason: str) -> None:
-        """Stop ringing `offer.agent`; the call waits for the next agent. Caller holds the lock."""
-        runtime = self._runtime(offer.agent)
-        if runtime.offer is not offer:
-            return
-        runtime.offer = None
-        self._end_offer_timer(offer)
-        call = offer.call
-        call.passed_by[offer.agent] = self.clock.now()
-        self.recorder.record(call.call_id, [self._event(kind, agent=offer.agent)])
-        self._send(offer.agent, {"type": "offer_cancelled", "call_id": call.call_id, "reason": reason})
-        await self.live.release_agent(offer.agent, call.call_id, "available", at=self.clock.now())
-        if offer.rtc_ready.is_set():
-            self._spawn(self._close_rtc(call, offer.rtc_id))
-        log.info("call_offer_withdrawn", call_id=call.call_id, agent=offer.agent, reason=reason)
-
     async def _follow_shifts(self) -> None:
-        """Available agents whose slot ended are paused; every page hears when its agent's slot starts or ends."""
+        """Every page hears when its agent's slot starts or ends. The caller holds the lock."""
         now = self.clock.now()
-        async with self._lock:
-            for agent in await self.live.agents():
-                on_shift = shift_status(self.tenant, agent.login, now).on_shift
-                if agent.state == "available" and not on_shift:
-                    await self._set(agent.login, "paused", reason="end of shift")
-                elif self._runtime(agent.login).shown_on_shift not in (None, on_shift):
-                    await self._send_state(agent.login)
+        for runtime in list(self._agents.values()):
+            if runtime.link is None:
+                continue
+            on_shift = shift_status(self.tenant, runtime.login, now).on_shift
+            if runtime.shown_on_shift not in (None, on_shift):
+                await self._send_state(runtime.login)
 
     # ---- introspection ------------------------------------------------------------
 
     def snapshot(self) -> Message:
         return {
-            "waiting": sorted(self._waiting),
+            "waiting": sorted(c for c, caller in self.router.callers.items() if not caller.ringing),
+            "queues": {q: self.router.waiting(q) for q in sorted(self.router.queues) if self.router.waiting(q)},
             "ringing": {r.login: r.offer.call.call_id for r in self._agents.values() if r.offer},
             "on_call": {r.login: r.live.call.call_id for r in self._agents.values() if r.live},
         }

@@ -27,6 +27,7 @@ All writes are atomic (temporary file in the same directory + os.replace).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import math
 import operator
@@ -407,3 +408,19 @@ def greeting_for(
             _espeak_missing_warned = True
             _log().warning("espeak-ng not installed; using the fallback chime for text greetings")
     return ensure_fallback_greeting(cache), "chime"
+
+
+class SpeechCache:
+    """Spoken prompts (queue announcements) as telephony WAVs, synthesised once per text.
+
+    Synthesis runs espeak-ng in a thread, so the event loop never waits on
+    it; a text already said is a cache hit on disk, as greetings are.
+    """
+
+    def __init__(self, cache_dir: Path, *, voice: str = "en") -> None:
+        self.cache_dir = Path(cache_dir)
+        self.voice = voice
+
+    async def speech(self, text: str) -> str | None:
+        path = await asyncio.to_thread(synthesize_greeting, text, self.cache_dir, voice=self.voice)
+        return None if path is None else str(path)

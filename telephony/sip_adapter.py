@@ -251,7 +251,7 @@ class _GreetingPlayer(pj.AudioMediaPlayer):  # type: ignore[misc]
     def onEof2(self) -> None:
         # May run on the media clock thread: only hand the work to the poll loop.
         leg = self.leg
-        self.adapter._defer(lambda: self.adapter._on_greeting_end(leg))
+        self.adapter._defer(lambda: self.adapter._on_prompt_end(leg))
 
 
 class _AgentPort(pj.AudioMediaPort):  # type: ignore[misc]
@@ -322,6 +322,9 @@ class _Leg:
     greeting: _GreetingPlayer | None = None
     hearing: str | None = None
     music: Path | None = None
+    # An announcement due once the greeting (or the announcement playing) ends: the latest one wins.
+    next_prompt: Path | None = None
+    hang_up_after_prompt: bool = False
     agents: set[str] = field(default_factory=set)
     local_hangup: bool = False
     refused: bool = False
@@ -436,6 +439,15 @@ class SipAdapter:
     async def send_dtmf(self, leg: int, digits: str) -> None:
         """RFC 4733 telephone events to the caller."""
         await self._run(lambda: self._send_dtmf(leg, digits))
+
+    async def announce(self, leg: int, prompt: Path | None, *, then_hang_up: bool = False) -> bool:
+        """Play `prompt` to a waiting caller in place of the music, then back to the music (or hang up).
+
+        Never over another prompt or the greeting: it waits for them to end.
+        Never over an agent: a caller already talking to one (or on hold)
+        hears nothing, and False is returned.
+        """
+        return await self._run(lambda: self._announce(leg, prompt, then_hang_up))
 
     # ---- pjsua thread -------------------------------------------------
 
@@ -691,7 +703,8 @@ class SipAdapter:
             leg_no = leg.leg
             self._defer(lambda: self._start_plan_for(leg_no))
 
-    def _on_greeting_end(self, leg_no: int) -> None:
+    def _on_prompt_end(self, leg_no: int) -> None:
+        """The greeting or an announcement ended: the next announcement, else hang-up or music."""
         leg = self._legs.get(leg_no)
         if leg is None or leg.greeting is None:
             return
@@ -700,8 +713,42 @@ class SipAdapter:
         with contextlib.suppress(pj.Error):
             player.stopTransmit(leg.call.getAudioMedia(-1))
         self._graveyard.append(player)
-        if leg.plan is not None and leg.plan.music is not None:
-            self._play_music(leg, leg.plan.music)
+        was = leg.hearing
+        leg.hearing = None
+        if leg.next_prompt is not None:
+            prompt, leg.next_prompt = leg.next_prompt, None
+            self._play_once(leg, prompt, "announcement")
+        elif leg.hang_up_after_prompt:
+            self._hangup(leg_no, 0, "", {})
+        elif leg.plan is not None and leg.plan.music is not None:
+            # Only the first music after the greeting is news for the record.
+            self._play_music(leg, leg.plan.music, "music" if was == "greeting" else "music_resumed")
+
+    def _play_once(self, leg: _Leg, path: Path, what: str) -> None:
+        player = _GreetingPlayer(self, leg.leg)
+        player.createPlayer(str(path), pj.PJMEDIA_FILE_NO_LOOP)
+        player.startTransmit(leg.call.getAudioMedia(-1))
+        leg.greeting = player
+        leg.hearing = what
+        self._post(PlaybackStarted(leg.leg, what, time.monotonic(), time.time()))
+
+    def _announce(self, leg_no: int, prompt: Path | None, then_hang_up: bool) -> bool:
+        leg = self._leg(leg_no)
+        if leg.hearing in ("agent", "hold"):
+            return False
+        leg.hang_up_after_prompt = leg.hang_up_after_prompt or then_hang_up
+        if leg.greeting is not None or not leg.media_up:
+            # After what is playing now, or once media is up (the greeting comes first).
+            if prompt is not None:
+                leg.next_prompt = prompt
+            return True
+        if prompt is None:
+            if then_hang_up:
+                self._hangup(leg_no, 0, "", {})
+            return False
+        self._stop_playback(leg, leg.call.getAudioMedia(-1))
+        self._play_once(leg, prompt, "announcement")
+        return True
 
     # ---- commands (pjsua thread) ---------------------------------------
 
@@ -750,12 +797,10 @@ class SipAdapter:
         if plan is None or leg.hearing is not None:
             return
         if plan.greeting is not None:
-            player = _GreetingPlayer(self, leg.leg)
-            player.createPlayer(str(plan.greeting), pj.PJMEDIA_FILE_NO_LOOP)
-            player.startTransmit(leg.call.getAudioMedia(-1))
-            leg.greeting = player
-            leg.hearing = "greeting"
-            self._post(PlaybackStarted(leg.leg, "greeting", time.monotonic(), time.time()))
+            self._play_once(leg, plan.greeting, "greeting")
+        elif leg.next_prompt is not None:
+            prompt, leg.next_prompt = leg.next_prompt, None
+            self._play_once(leg, prompt, "announcement")
         elif plan.music is not None:
             self._play_music(leg, plan.music)
 
@@ -832,6 +877,8 @@ class SipAdapter:
         use = self._agent(key)
         leg = self._leg(use.leg)
         caller = leg.call.getAudioMedia(-1)
+        # The agent's answer cuts any announcement short, and those still due are dropped.
+        leg.next_prompt = None
         self._stop_playback(leg, caller)
         leg.hearing = "agent"
         if not use.bridged or use.held:

@@ -304,6 +304,14 @@ class Worker:
         await self.adapter.send_dtmf(int(body["leg"]), digits)
         return {}
 
+    async def _announce(self, body: Body) -> Body:
+        prompt = body.get("path")
+        leg = int(body["leg"])
+        played = await self.adapter.announce(
+            leg, Path(str(prompt)) if prompt else None, then_hang_up=bool(body.get("then_hang_up"))
+        )
+        return {"played": played}
+
     async def _rtc_close(self, body: Body) -> Body:
         return {"closed": await self._close_rtc(str(body["rtc_id"]))}
 
@@ -315,6 +323,7 @@ class Worker:
         "mute": _mute,
         "dtmf": _dtmf,
         "rtc_close": _rtc_close,
+        "announce": _announce,
     }
 
     async def _close_rtc(self, rtc_id: str) -> bool:

@@ -196,7 +196,7 @@ async def test_hold_plays_music_and_mute_silences_the_agent(
 
 
 def tenant_with_ending_slot(tmp_path: Path, ends_in_s: float) -> Path:
-    """The softphone tenant plus dave (acme), whose only slot ends in `ends_in_s` seconds."""
+    """The softphone tenant plus dave (acme), whose only slot ends in `ends_in_s` seconds (offers stop 10 s before)."""
     now = datetime.now(UTC).replace(microsecond=0)
     start = (now - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S")
     end = (now + timedelta(seconds=ends_in_s)).strftime("%Y-%m-%dT%H:%M:%S")
@@ -213,6 +213,9 @@ serves = [{{ client = "acme" }}]
 agent = "dave"
 timezone = "UTC"
 dated = [{{ start = "{start}", end = "{end}" }}]
+
+[shift_rules]
+last_offer_before_end_s = 10
 """
     )
     path = tmp_path / "softphone-slot.toml"

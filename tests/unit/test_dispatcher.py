@@ -214,16 +214,45 @@ async def test_the_only_agent_who_declined_is_rung_again_only_after_a_pause(floo
     assert len(alice.of("offer")) == 2, "the caller is not stranded"
 
 
-async def test_no_answer_pauses_the_agent_and_rings_the_next(floor: Floor) -> None:
+async def test_a_missed_offer_rings_the_next_and_max_no_answer_misses_pause_the_agent(floor: Floor) -> None:
     alice = await floor.sign_in("alice")
     floor.clock.advance(5)
     bob = await floor.sign_in("bob")
     await floor.queue("c1")
-    await asyncio.sleep(0.5)
+    assert alice.last("offer")["ring_timeout_s"] == 0.3
+    floor.clock.advance(0.3)
+    await floor.dispatcher.dispatch()
     assert alice.last("offer_cancelled")["reason"] == "timeout"
-    assert (alice.last("state")["state"], alice.last("state")["reason"]) == ("paused", "missed a call")
-    assert bob.last("offer")["call_id"] == "c1"
     assert ("no_answer", "alice") in floor.recorder.kinds("c1")
+    assert bob.last("offer")["call_id"] == "c1"
+    assert alice.last("state")["state"] == "available", "one miss: a rest, not a pause"
+
+
+async def test_max_no_answer_missed_offers_in_a_row_pause_the_agent(floor: Floor) -> None:
+    alice = await floor.sign_in("alice")
+    # Acme's max_no_answer is 3: the third offer in a row let ring out pauses the agent.
+    for n in (1, 2, 3):
+        await floor.queue(f"c{n}")
+        assert alice.last("offer")["call_id"] == f"c{n}"
+        floor.clock.advance(0.3)
+        await floor.dispatcher.dispatch()
+        await floor.dispatcher.call_ended(f"c{n}", "caller")
+        floor.clock.advance(60)  # past the no-answer rest
+        await floor.dispatcher.dispatch()
+    state = alice.last("state")
+    assert (state["state"], state["reason"]) == ("paused", "missed calls")
+
+
+async def test_the_ticker_times_out_a_ring_without_any_other_event(floor: Floor) -> None:
+    alice = await floor.sign_in("alice")
+    await floor.queue("c1")
+    floor.dispatcher.start()
+    floor.clock.advance(0.3)
+    for _ in range(50):
+        if alice.of("offer_cancelled"):
+            break
+        await asyncio.sleep(0.02)
+    assert alice.last("offer_cancelled")["reason"] == "timeout"
 
 
 async def test_closing_the_page_while_ringing_offers_the_call_to_the_next_agent(floor: Floor) -> None:
@@ -260,7 +289,7 @@ async def test_going_available_off_shift_is_refused_with_the_reason(floor: Floor
 async def test_an_agent_whose_slot_ends_gets_no_new_offers(floor: Floor) -> None:
     carol = await floor.sign_in("carol")
     floor.clock.advance(3 * 3600)  # 12:00: the slot has ended
-    await floor.dispatcher._follow_shifts()
+    await floor.dispatcher.dispatch()
     assert carol.last("state")["state"] == "paused"
     await floor.queue("c1", client="globex")
     assert not carol.of("offer")
@@ -270,12 +299,12 @@ async def test_a_paused_agent_s_page_hears_when_the_slot_ends(floor: Floor) -> N
     carol = await floor.sign_in("carol", available=False)
     assert carol.last("state")["can_go_available"] is True
     floor.clock.advance(3 * 3600)  # 12:00: the slot has ended
-    await floor.dispatcher._follow_shifts()
+    await floor.dispatcher.dispatch()
     state = carol.last("state")
     assert (state["state"], state["on_shift"], state["can_go_available"]) == ("paused", False, False)
     assert state["why_not"] == "You are not on shift. Your next slot starts Mon 30 Nov 08:00."
     sent = len(carol.of("state"))
-    await floor.dispatcher._follow_shifts()
+    await floor.dispatcher.dispatch()
     assert len(carol.of("state")) == sent, "no news, no message"
 
 

@@ -61,6 +61,7 @@ def tenant(*extra_shifts: Shift) -> Tenant:
 
 
 QUIET = Announcements(position=False)
+POSITION = Announcements(position=True, position_every_s=30)
 
 
 class Floor:
@@ -305,7 +306,13 @@ def test_fallback_chains_stop_after_a_few_hops() -> None:
 
 def test_join_unless_refuses_a_caller_nobody_could_serve() -> None:
     message = Fallback(FallbackKind.HANGUP, message="closed")
-    q = QueueConfig("acme", "acme", join_unless=frozenset({Absence.UNAVAILABLE, Absence.OFF_SHIFT}), fallback=message)
+    q = QueueConfig(
+        "acme",
+        "acme",
+        join_unless=frozenset({Absence.UNAVAILABLE, Absence.OFF_SHIFT}),
+        fallback=message,
+        announcements=POSITION,
+    )
     floor = Floor(q)
     assert floor.arrive("c1") == [SendToFallback("c1", "acme", message, "no_agents")]
     floor(floor.router.connect("ben", floor.now))  # connected, paused: could come back
@@ -387,7 +394,7 @@ def test_position_announcements_repeat_never_overlap_and_never_while_ringing() -
     q = QueueConfig(
         "acme",
         "acme",
-        announcements=Announcements(position_every_s=30, periodic_message="thanks", periodic_every_s=30),
+        announcements=Announcements(position=True, position_every_s=30, periodic_message="thanks", periodic_every_s=30),
     )
     floor = Floor(q)
     assert floor.arrive("c1") == [Announce("c1", "position", position=1)]

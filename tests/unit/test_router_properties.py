@@ -307,10 +307,11 @@ class Floor:
         self.status[call] = outcome
 
     def _on_shift_for_any(self, login: str) -> bool:
-        return any(self._slot_allows(login, client) for client in TENANT.clients)
+        # On shift until the slot's very end; offers stop `last_offer_before_end_s` before it.
+        return any(self._slot_allows(login, client, offering=False) for client in TENANT.clients)
 
-    def _slot_allows(self, login: str, client: str) -> bool:
-        margin = timedelta(seconds=RULES.last_offer_before_end_s)
+    def _slot_allows(self, login: str, client: str, *, offering: bool = True) -> bool:
+        margin = timedelta(seconds=RULES.last_offer_before_end_s if offering else 0)
         return any(
             client in slot.clients and slot.end - self.now > margin for slot in current_slots(TENANT, login, self.now)
         )

@@ -39,7 +39,7 @@ def test_defaults_run_the_demo_on_loopback(tmp_path: Path) -> None:
         ice_servers=(),
         rtc_codec="PCMU",
         rtc_host_addresses=(),
-        ring_timeout_s=15.0,
+        ring_timeout_s=None,
         agent_grace_s=10.0,
     )
     assert settings.cache_dir == tmp_path / "var" / "cache"

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from config.errors import ConfigError
 from config.tenant_file import demo_tenant_path, load_tenant, load_tenant_text
-from dialplan.queues import Absence, Announcements, Fallback, FallbackKind, QueueConfig, Strategy
+from dialplan.queues import Absence, Announcements, Fallback, FallbackKind, QueueConfig, ShiftRules, Strategy
 from dialplan.schedule import DatedSpan, WeeklySpan
 from dialplan.tenant import RecordingPolicy, Tenant
 
@@ -477,7 +477,7 @@ def test_unknown_top_level_and_tenant_keys() -> None:
     assert problems(text) == [
         "tenants.toml: tenant.owner: unknown key; expected one of: id, name",
         "tenants.toml: client: unknown key; expected one of: admins, agents, client_admins, clients, lines, "
-        "queues, rate_cards, shifts, supervisors, tenant",
+        "queues, rate_cards, shift_rules, shifts, supervisors, tenant",
     ]
 
 
@@ -1142,4 +1142,15 @@ fallback = { kind = "queue", target = "q3" }
         "tenants.toml: queues[2].fallback.target: a queue can't fall back to itself",
         "tenants.toml: queues[0].fallback.target: unknown queue 'nowhere'",
         "tenants.toml: lines[0].queue: queue 'q2' is client 'globex''s, not 'acme''s",
+    ]
+
+
+def test_shift_rules_are_optional_and_checked() -> None:
+    assert load_tenant_text(BASE).shift_rules == ShiftRules()
+    tenant = load_tenant_text(BASE + "\n[shift_rules]\nlast_offer_before_end_s = 30\nno_show_after_s = 300\n")
+    assert tenant.shift_rules == ShiftRules(last_offer_before_end_s=30.0, no_show_after_s=300.0)
+    assert problems(BASE + "\n[shift_rules]\nlast_offer_before_end = 30\nno_show_after_s = -1\n") == [
+        "tenants.toml: shift_rules.no_show_after_s: expected a whole number of seconds, 0 or more, got integer -1",
+        "tenants.toml: shift_rules.last_offer_before_end: unknown key; expected one of: last_offer_before_end_s, "
+        "no_show_after_s",
     ]

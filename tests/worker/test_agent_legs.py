@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from worker_peers import BrowserAgent, Media, Recording, agents, cpu_meter, running_worker
 
-from audio import AGENT_HZ, CALLER_HZ, segments, tone_present, tone_ratio
+from audio import AGENT_HZ, CALLER_HZ, segments, tone_present, tone_ratio, write_tone_wav
 from peers.peer_process import start_caller
 from telephony.ipc import RemoteError
 from telephony.media_assets import FALLBACK_GREETING_HZ, HOLD_MUSIC_NOTES_HZ
@@ -342,3 +342,73 @@ async def test_errors_name_what_is_wrong(tmp_path: Path, media: Media) -> None:
         await worker.handler.wait_for("rtc_state", rtc_id="a1", state="closed")
         assert not worker.handler.of("rtc_state", rtc_id="y")
         assert not worker.handler.of("rtc_state", rtc_id="z")
+
+
+# Announcements stand in for speech with tones of their own, so who hears which is measurable.
+PROMPT_A_HZ = 1800.0
+PROMPT_B_HZ = 2300.0
+PROMPT_S = 1.5
+
+
+async def test_announcements_queue_behind_the_greeting_never_overlap_and_never_reach_an_agent_s_call(
+    tmp_path: Path, media: Media
+) -> None:
+    prompt_a = write_tone_wav(tmp_path / "a.wav", PROMPT_A_HZ, PROMPT_S)
+    prompt_b = write_tone_wav(tmp_path / "b.wav", PROMPT_B_HZ, PROMPT_S)
+    async with running_worker(tmp_path, media, asyncio_debug=False) as worker:
+        caller = await start_caller(
+            worker.uri("1001"), play=media.caller_tone, record=tmp_path / "caller.wav", max_seconds=60
+        )
+        async with caller, agents(AGENT_HZ) as (agent,):
+            leg = await worker.handler.next_leg()
+            active = await caller.wait_for("media_active", timeout=15)
+            greeting = await worker.handler.wait_for("playback", leg=leg, what="greeting")
+            # Asked for during the greeting: it waits for the greeting to end.
+            assert await worker.request("announce", leg=leg, path=str(prompt_a)) == {"played": True}
+            first = await worker.handler.wait_for("playback", leg=leg, what="announcement")
+            # Asked for while the first plays: it follows it, it doesn't cut in.
+            assert await worker.request("announce", leg=leg, path=str(prompt_b)) == {"played": True}
+            resumed = await worker.handler.wait_for("playback", leg=leg, what="music_resumed", timeout=10)
+            second = worker.handler.of("playback", leg=leg, what="announcement")[1]
+            await asyncio.sleep(1.5)
+            music_span = (resumed["at_mono"] + EDGE_S, time.monotonic() - EDGE_S / 2)
+
+            await worker.open_agent(agent, leg, "a1")
+            await worker.request("bridge", leg=leg, rtc_id="a1")
+            # With an agent on the line, no announcement is played.
+            assert await worker.request("announce", leg=leg, path=str(prompt_a)) == {"played": False}
+            talk_from = time.monotonic()
+            await asyncio.sleep(2.5)
+            talk_span = (talk_from + EDGE_S, time.monotonic() - EDGE_S / 2)
+
+            # A final message, then the bridge hangs up (a queue's fallback).
+            await worker.request("rtc_close", rtc_id="a1")
+            await asyncio.sleep(0.5)
+            assert await worker.request("announce", leg=leg, path=str(prompt_b), then_hang_up=True) == {"played": True}
+            for _ in range(100):
+                if len(worker.handler.of("playback", leg=leg, what="announcement")) == 3:
+                    break
+                await asyncio.sleep(0.05)
+            last = worker.handler.of("playback", leg=leg, what="announcement")[2]["at_mono"]
+            done = await caller.wait_for("done", timeout=10)
+
+    def verify() -> None:
+        recording = Recording.load(tmp_path / "caller.wav", active["t"])
+        during_greeting = recording.between(greeting["at_mono"] + 0.2, first["at_mono"] - 0.2)
+        assert greeting_share(during_greeting) > 0.5
+        assert not tone_present(during_greeting, RATE, PROMPT_A_HZ), "the greeting is not cut into"
+        a = recording.between(first["at_mono"] + 0.2, second["at_mono"] - 0.2)
+        b = recording.between(second["at_mono"] + 0.2, resumed["at_mono"] - 0.2)
+        assert second["at_mono"] - first["at_mono"] >= PROMPT_S - 0.1, "the second waited for the first to end"
+        assert tone_ratio(a, RATE, PROMPT_A_HZ) > 0.8
+        assert not tone_present(a, RATE, PROMPT_B_HZ)
+        assert tone_ratio(b, RATE, PROMPT_B_HZ) > 0.8
+        assert not tone_present(b, RATE, PROMPT_A_HZ)
+        assert music_share(recording.between(*music_span)) > 0.5, "then back to the music"
+        assert_every_half_second(recording, talk_span, AGENT_HZ, [PROMPT_A_HZ, PROMPT_B_HZ])
+        final = recording.between(last + 0.2, last + PROMPT_S - 0.2)
+        assert tone_ratio(final, RATE, PROMPT_B_HZ) > 0.8
+
+    await asyncio.to_thread(verify)
+    assert done["hungup_by"] == "remote", done
+    assert done["connected_s"] == pytest.approx(last - active["t"] + PROMPT_S, abs=1.0), "hung up after the message"
