@@ -111,6 +111,8 @@ class Offer:
     offered_at: datetime
     ring_timeout_s: float
     rtc_ready: asyncio.Event = field(default_factory=asyncio.Event)
+    # The queue's whisper for the agent, synthesised while the phone rings.
+    whisper: asyncio.Task[str | None] | None = None
 
 
 @dataclass
@@ -269,6 +271,8 @@ class Dispatcher:
                     ]
                 continue
             offer = Offer(call, login, uuid.uuid4().hex, now, action.ring_timeout_s)
+            if action.whisper and self.prompts is not None:
+                offer.whisper = self._spawn(self.prompts.speech(action.whisper))
             runtime.offer = offer
             self.recorder.record(
                 call.call_id,
@@ -658,6 +662,7 @@ class Dispatcher:
                 await offer.rtc_ready.wait()
         except TimeoutError:
             raise ProtocolError("media_failed", "The audio path is not ready yet.") from None
+        await self._whisper(offer)
         async with self._lock:
             runtime = self._runtime(login)
             if runtime.offer is not offer:
@@ -673,6 +678,21 @@ class Dispatcher:
             self.recorder.record(call.call_id, [self._event(EventKind.ANSWERED, agent=login)])
             await self._route(lambda now: self.router.answered(call.call_id, login, now))
             self._send(login, self._call_message(live, "connected"))
+
+    async def _whisper(self, offer: Offer) -> None:
+        """The queue's whisper, to the agent only, before the caller is connected (app_queue's `announce`).
+
+        Outside the lock: it lasts a second or two, and routing doesn't wait for it."""
+        if offer.whisper is None:
+            return
+        try:
+            path = await asyncio.wait_for(asyncio.shield(offer.whisper), self.settings.request_timeout_s)
+            if path is not None:
+                body = {"rtc_id": offer.rtc_id, "path": path}
+                await self.workers.request(offer.call.worker, "whisper", body, timeout=self.settings.request_timeout_s)
+        except Exception as exc:
+            # The call goes on without it.
+            log.warning("whisper_failed", call_id=offer.call.call_id, agent=offer.agent, error=str(exc))
 
     async def _on_decline(self, login: str, message: Message) -> None:
         async with self._lock:

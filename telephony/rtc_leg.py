@@ -363,8 +363,17 @@ class RtcLeg:
             # The browser closed its side (DTLS close_notify): aiortc closed ours.
             self._closer = asyncio.ensure_future(self.close())
 
-    def set_media(self, *, bridged: bool | None = None, held: bool | None = None, muted: bool | None = None) -> None:
-        """Follow what the conference bridge now connects for this leg (called once the adapter has done it)."""
+    def set_media(
+        self,
+        *,
+        bridged: bool | None = None,
+        held: bool | None = None,
+        muted: bool | None = None,
+        whispering: bool = False,
+    ) -> None:
+        """Follow what the conference bridge now connects for this leg (called once the adapter has done it).
+
+        `whispering`: before the bridge, the agent hears a prompt and nothing goes to the caller."""
         if bridged is not None:
             self.bridged = bridged
         if held is not None:
@@ -372,7 +381,7 @@ class RtcLeg:
         if muted is not None:
             self.muted = muted
         talking = self.bridged and not self.held
-        self._set_gate(to_agent=talking, to_caller=talking and not self.muted)
+        self._set_gate(to_agent=talking or whispering, to_caller=talking and not self.muted)
 
     def _set_gate(self, *, to_agent: bool, to_caller: bool) -> None:
         # A direction that opens starts from an empty ring: no stale audio.

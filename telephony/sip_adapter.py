@@ -254,6 +254,20 @@ class _GreetingPlayer(pj.AudioMediaPlayer):  # type: ignore[misc]
         self.adapter._defer(lambda: self.adapter._on_prompt_end(leg))
 
 
+class _WhisperPlayer(pj.AudioMediaPlayer):  # type: ignore[misc]
+    """A prompt for one agent leg's ears only; `done` resolves when it has played (or can't)."""
+
+    def __init__(self, adapter: SipAdapter, key: str, done: Future[None]) -> None:
+        super().__init__()
+        self.adapter = adapter
+        self.key = key
+        self.done = done
+
+    def onEof2(self) -> None:
+        key = self.key
+        self.adapter._defer(lambda: self.adapter._end_whisper(key))
+
+
 class _AgentPort(pj.AudioMediaPort):  # type: ignore[misc]
     """A conference port that shuttles an agent leg's audio; pooled, reused, never destroyed while pjsua runs.
 
@@ -363,6 +377,7 @@ class SipAdapter:
         self._ports: list[_AgentPort] = []
         self._free_ports: list[_AgentPort] = []
         self._agents: dict[str, _AgentUse] = {}
+        self._whispers: dict[str, _WhisperPlayer] = {}
         self._read_frame: FrameReader = _read_frame_slow
         self._write_frame: FrameWriter = _write_frame_slow
         self._fast_frames = False
@@ -431,6 +446,12 @@ class SipAdapter:
     async def mute_agent(self, key: str, on: bool) -> None:
         """On: the caller stops hearing the agent."""
         await self._run(lambda: self._mute_agent(key, on))
+
+    async def whisper_agent(self, key: str, prompt: Path) -> None:
+        """Play `prompt` to the agent leg only (the caller keeps hearing their music); return once played."""
+        done: Future[None] = Future()
+        await self._run(lambda: self._whisper(key, prompt, done))
+        await asyncio.wrap_future(done)
 
     async def detach_agent(self, key: str) -> bool:
         """Return the port to the pool; a caller still there goes back to music. False if already gone."""
@@ -685,6 +706,7 @@ class SipAdapter:
         # pjsua removed the call's conference port and every connection to it:
         # the agent ports only go back to the pool.
         for key in list(leg.agents):
+            self._end_whisper(key)
             use = self._agents.pop(key, None)
             if use is not None:
                 self._free_port(use.port)
@@ -873,9 +895,30 @@ class SipAdapter:
         with contextlib.suppress(pj.Error):
             use.port.stopTransmit(caller)
 
+    def _whisper(self, key: str, prompt: Path, done: Future[None]) -> None:
+        use = self._agent(key)
+        self._end_whisper(key)
+        player = _WhisperPlayer(self, key, done)
+        player.createPlayer(str(prompt), pj.PJMEDIA_FILE_NO_LOOP)
+        player.startTransmit(use.port)
+        self._whispers[key] = player
+
+    def _end_whisper(self, key: str) -> None:
+        player = self._whispers.pop(key, None)
+        if player is None:
+            return
+        use = self._agents.get(key)
+        if use is not None:
+            with contextlib.suppress(pj.Error):
+                player.stopTransmit(use.port)
+        self._graveyard.append(player)
+        if not player.done.done():
+            player.done.set_result(None)
+
     def _bridge_agent(self, key: str) -> None:
         use = self._agent(key)
         leg = self._leg(use.leg)
+        self._end_whisper(key)
         caller = leg.call.getAudioMedia(-1)
         # The agent's answer cuts any announcement short, and those still due are dropped.
         leg.next_prompt = None
@@ -920,6 +963,7 @@ class SipAdapter:
             use.port.startTransmit(caller)
 
     def _detach_agent(self, key: str) -> bool:
+        self._end_whisper(key)
         use = self._agents.pop(key, None)
         if use is None:
             return False

@@ -51,6 +51,8 @@ _DTMF = re.compile(r"[0-9*#A-D]{1,32}")
 # port callbacks per 20 ms tick against a busy thread: at CPython's default
 # 5 ms the clock fell up to 90 ms behind and lost ticks; at 1 ms, none lost.
 GIL_SWITCH_INTERVAL_S = 0.001
+# A whisper to an agent is a word or two; a longer file is cut off here rather than keep the caller waiting.
+WHISPER_LIMIT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -283,6 +285,13 @@ class Worker:
         rtc.set_media(bridged=True, held=False)
         return {}
 
+    async def _whisper(self, body: Body) -> Body:
+        rtc = self._rtc_leg(body)
+        # The agent hears the prompt; the caller hears nothing of the agent yet.
+        rtc.set_media(whispering=True)
+        await asyncio.wait_for(self.adapter.whisper_agent(rtc.rtc_id, Path(str(body["path"]))), WHISPER_LIMIT_S)
+        return {}
+
     async def _hold(self, body: Body) -> Body:
         rtc = self._rtc_leg(body)
         on = bool(body["on"])
@@ -324,6 +333,7 @@ class Worker:
         "dtmf": _dtmf,
         "rtc_close": _rtc_close,
         "announce": _announce,
+        "whisper": _whisper,
     }
 
     async def _close_rtc(self, rtc_id: str) -> bool:

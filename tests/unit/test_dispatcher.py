@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -13,6 +13,7 @@ import pytest
 
 from dialplan.clock import ManualClock
 from dialplan.offers import REOFFER_AFTER_S
+from dialplan.queues import Announcements, Fallback, FallbackKind, QueueConfig
 from dialplan.schedule import WeeklyCalendar, WeeklySpan
 from dialplan.tenant import Agent, Client, Greeting, ServedClient, Shift, Tenant
 from dialplan.timeline import TimelineEvent
@@ -376,3 +377,69 @@ async def test_a_page_reloaded_while_ringing_sees_the_offer_and_renegotiates(flo
     assert floor.worker.kinds() == ["rtc_open", "rtc_update"], "the same leg, renegotiated"
     await floor.dispatcher.handle("alice", {"type": "answer", "call_id": "c1"})
     assert reloaded.last("call")["status"] == "connected"
+
+
+@dataclass
+class Speech:
+    said: list[str] = field(default_factory=list)
+
+    async def speech(self, text: str) -> str | None:
+        self.said.append(text)
+        return f"/prompts/{len(self.said)}.wav"
+
+
+async def test_a_queue_s_whisper_is_played_to_the_agent_before_the_bridge_and_positions_to_the_caller() -> None:
+    base = tenant()
+    acme = QueueConfig(
+        "acme", "acme", announcements=Announcements(position=True, position_every_s=None, agent_whisper="Acme VIP")
+    )
+    clock, worker, recorder, speech = ManualClock(MON_9), Worker(), Recorder(), Speech()
+    dispatcher = Dispatcher(
+        tenant=replace(base, queues={"acme": acme}),
+        live=MemoryLiveState(),
+        clock=clock,
+        workers=worker,
+        recorder=recorder,
+        prompts=speech,
+    )
+    floor = Floor(dispatcher, clock, worker, recorder, {})
+    await floor.queue("c1")
+    await settle()
+    assert speech.said == ["You are first in line."]
+    assert worker.requests[-1] == (0, "announce", {"leg": 7, "path": "/prompts/1.wav", "then_hang_up": False})
+    assert [e.data for e in recorder.events["c1"] if e.kind == "announced"] == [
+        {"what": "position", "position": 1, "wait_s": None, "text": "You are first in line."}
+    ]
+    await floor.sign_in("alice")
+    await floor.pick_up("alice", "c1")
+    assert speech.said[-1] == "Acme VIP"
+    assert worker.kinds()[-3:] == ["rtc_open", "whisper", "bridge"]
+    assert worker.requests[-2][2] == {"rtc_id": worker.requests[-1][2]["rtc_id"], "path": "/prompts/2.wav"}
+    await dispatcher.stop()
+
+
+async def test_a_full_queue_sends_the_caller_to_its_fallback_message_then_hangs_up() -> None:
+    full = QueueConfig(
+        "acme", "acme", max_length=1, fallback=Fallback(FallbackKind.HANGUP, message="We are closed for now.")
+    )
+    clock, worker, recorder, speech = ManualClock(MON_9), Worker(), Recorder(), Speech()
+    dispatcher = Dispatcher(
+        tenant=replace(tenant(), queues={"acme": full}),
+        live=MemoryLiveState(),
+        clock=clock,
+        workers=worker,
+        recorder=recorder,
+        prompts=speech,
+    )
+    floor = Floor(dispatcher, clock, worker, recorder, {})
+    await floor.queue("c1")
+    await floor.queue("c2")
+    await settle()
+    assert [(e.kind, e.data) for e in recorder.events["c2"]] == [
+        ("fallback", {"queue": "acme", "reason": "queue_full", "final": True})
+    ]
+    assert recorder.hints["c2"] == "bridge"
+    assert speech.said == ["We are closed for now."]
+    assert worker.requests[-1] == (0, "announce", {"leg": 7, "path": "/prompts/1.wav", "then_hang_up": True})
+    assert dispatcher.snapshot()["waiting"] == ["c1"]
+    await dispatcher.stop()

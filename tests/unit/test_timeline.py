@@ -176,3 +176,19 @@ def test_caller_who_hangs_up_after_being_requeued_abandoned() -> None:
     assert s.agents["alice"].talk_s == pytest.approx(10)
     assert s.agents["alice"].answered
     assert s.queue_wait_s == pytest.approx(2 + 8)
+
+
+def test_a_caller_sent_to_the_final_fallback_is_not_counted_abandoned() -> None:
+    timeline = [
+        ev(EventKind.ARRIVED, 0),
+        ev(EventKind.QUEUED, 0.05),
+        # Moved to an overflow queue: still waiting, still the same call.
+        ev(EventKind.FALLBACK, 30.05, queue="acme", reason="max_wait", to="acme-overflow"),
+        ev(EventKind.FALLBACK, 90.05, queue="acme-overflow", reason="max_wait", final=True),
+        ev(EventKind.ENDED, 94.0, by="bridge"),
+    ]
+    s = summarize(timeline)
+    assert (s.outcome, s.ended_by) == (Outcome.FALLBACK, "bridge")
+    assert s.queue_wait_s == pytest.approx(93.95), "the message before the hang-up counts as waiting"
+    # Hanging up during the overflow queue, before any final fallback, is abandoning.
+    assert summarize([*timeline[:3], ev(EventKind.ENDED, 50.0, by="caller")]).outcome is Outcome.ABANDONED

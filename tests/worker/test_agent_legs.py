@@ -412,3 +412,37 @@ async def test_announcements_queue_behind_the_greeting_never_overlap_and_never_r
     await asyncio.to_thread(verify)
     assert done["hungup_by"] == "remote", done
     assert done["connected_s"] == pytest.approx(last - active["t"] + PROMPT_S, abs=1.0), "hung up after the message"
+
+
+async def test_a_whisper_reaches_only_the_agent_before_the_caller_is_connected(tmp_path: Path, media: Media) -> None:
+    whisper = write_tone_wav(tmp_path / "whisper.wav", PROMPT_A_HZ, PROMPT_S)
+    async with running_worker(tmp_path, media, asyncio_debug=False) as worker:
+        caller = await start_caller(
+            worker.uri("1001"), play=media.caller_tone, record=tmp_path / "caller.wav", max_seconds=60
+        )
+        async with caller, agents(AGENT_HZ) as (agent,):
+            leg = await worker.handler.next_leg()
+            active = await caller.wait_for("media_active", timeout=15)
+            await worker.handler.wait_for("playback", leg=leg, what="music", timeout=10)
+            await worker.open_agent(agent, leg, "a1")
+            started = time.monotonic()
+            await worker.request("whisper", rtc_id="a1", path=str(whisper))
+            ended = time.monotonic()
+            await worker.request("bridge", leg=leg, rtc_id="a1")
+            await asyncio.sleep(2.5)
+            talk = (ended + EDGE_S, time.monotonic() - EDGE_S / 2)
+            whispering = (started + EDGE_S, ended - EDGE_S / 2)
+
+    def verify() -> None:
+        recording = Recording.load(tmp_path / "caller.wav", active["t"])
+        during = recording.between(*whispering)
+        assert music_share(during) > 0.5, "the caller keeps their music during the whisper"
+        assert not tone_present(during, RATE, PROMPT_A_HZ)
+        assert not tone_present(during, RATE, AGENT_HZ)
+        assert agent.hears(PROMPT_A_HZ, *whispering)
+        assert not agent.hears(CALLER_HZ, *whispering)
+        assert_every_half_second(recording, talk, AGENT_HZ, [PROMPT_A_HZ])
+        assert agent.hears(CALLER_HZ, *talk)
+
+    await asyncio.to_thread(verify)
+    assert ended - started == pytest.approx(PROMPT_S, abs=0.3), "the request returns once the whisper has played"
