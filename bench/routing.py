@@ -120,6 +120,13 @@ async def main(agents: int, clients: int, callers: int, decisions: int) -> None:
                 await live.set_agent(AgentLive(login=login, state="available", since=now, connected=True))
                 if agent.call is not None:
                     await live.reserve_agent(login, agent.call, at=now)
+        if backend == "router alone":
+            # The dispatcher's ticker asks this after each burst of events and at least once a second.
+            timed = time.perf_counter()
+            for _ in range(20):
+                router.next_deadline(now)
+            deadline_ms = (time.perf_counter() - timed) / 20 * 1000
+            print(f"  next_deadline with {len(router.callers)} waiting: {deadline_ms:.1f} ms")
         try:
             rate = await measure(router, now, busy, decisions, live)
         finally:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import itertools
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, time
 from zoneinfo import ZoneInfo
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dialplan.offers import REOFFER_AFTER_S, AgentCandidate, WaitingCall, choose_agent, dispatch_order, mask_number
+from dialplan.offers import mask_number
 from dialplan.schedule import DatedSpan, WeeklyCalendar, WeeklySpan
 from dialplan.shifts import may_take, shift_status, upcoming_slots
 from dialplan.tenant import Agent, Client, Greeting, ServedClient, Shift, Tenant
@@ -44,67 +44,6 @@ def tenant() -> Tenant:
         weekdays_8_to_12("dave", frozenset({"globex"})),
     )
     return Tenant("t", "T", clients, (), agents, shifts)
-
-
-def idle(login: str, minutes: int, *, state: str = "available", connected: bool = True) -> AgentCandidate:
-    return AgentCandidate(login, state, MON_9 - timedelta(minutes=minutes), connected)
-
-
-CALL = WaitingCall("c1", "acme", MON_9)
-
-
-def test_longest_idle_eligible_agent_gets_the_call() -> None:
-    agents = [idle("alice", 5), idle("bob", 20), idle("carol", 60)]
-    assert choose_agent(tenant(), CALL, agents, MON_9) == "bob"
-
-
-def test_not_available_not_connected_or_reserved_agents_are_skipped() -> None:
-    agents = [
-        idle("bob", 60, state="paused"),
-        idle("alice", 50, connected=False),
-        AgentCandidate("dave", "available", MON_9 - timedelta(hours=2), True, reserved=True),
-    ]
-    assert choose_agent(tenant(), CALL, agents, MON_9) is None
-
-
-def test_a_shift_that_does_not_cover_the_client_is_never_rung() -> None:
-    # Dave serves acme but his slot covers globex only; Carol is on shift but serves globex only.
-    agents = [idle("dave", 90), idle("carol", 80)]
-    assert choose_agent(tenant(), CALL, agents, MON_9) is None
-
-
-def test_nobody_is_offered_calls_outside_their_slot() -> None:
-    after_slot = datetime(2026, 11, 23, 12, tzinfo=UTC)
-    assert choose_agent(tenant(), CALL, [idle("bob", 30)], after_slot) is None
-    assert choose_agent(tenant(), CALL, [idle("bob", 30)], after_slot - timedelta(seconds=1)) == "bob"
-
-
-def test_agents_who_passed_are_tried_only_when_nobody_else_is_left() -> None:
-    passed = WaitingCall("c1", "acme", MON_9, passed_by={"bob": MON_9})
-    later = MON_9 + timedelta(seconds=REOFFER_AFTER_S)
-    assert choose_agent(tenant(), passed, [idle("bob", 60), idle("alice", 1)], later) == "alice"
-    assert choose_agent(tenant(), passed, [idle("bob", 60)], later) == "bob"
-
-
-def test_an_agent_who_passed_is_not_rung_again_for_the_same_call_at_once() -> None:
-    passed = WaitingCall("c1", "acme", MON_9, passed_by={"bob": MON_9})
-    soon = MON_9 + timedelta(seconds=REOFFER_AFTER_S - 1)
-    assert choose_agent(tenant(), passed, [idle("bob", 60)], soon) is None
-    assert choose_agent(tenant(), CALL, [idle("bob", 60)], soon) == "bob", "other calls ring bob as usual"
-
-
-def test_agents_already_taken_by_other_calls_are_skipped() -> None:
-    agents = [idle("bob", 60), idle("alice", 1)]
-    assert choose_agent(tenant(), CALL, agents, MON_9, taken={"bob"}) == "alice"
-
-
-def test_calls_are_served_by_priority_then_arrival() -> None:
-    calls = [
-        WaitingCall("late", "acme", MON_9 + timedelta(seconds=5)),
-        WaitingCall("early", "acme", MON_9),
-        WaitingCall("vip", "acme", MON_9 + timedelta(seconds=9), priority=5),
-    ]
-    assert [c.call_id for c in dispatch_order(calls)] == ["vip", "early", "late"]
 
 
 def test_shift_status_explains_when_the_next_slot_starts() -> None:
