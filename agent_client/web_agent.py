@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -116,13 +116,16 @@ def _page(name: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
 
 
 async def root(request: web.Request) -> web.StreamResponse:
-    raise web.HTTPFound("/agent" if session_of(request) is not None else "/login")
+    session = session_of(request)
+    if session is None:
+        raise web.HTTPFound("/login")
+    raise web.HTTPFound("/supervisor" if session.principal.role is Role.SUPERVISOR else "/agent")
 
 
 _SOCKETS = web.AppKey("sockets", dict)
 
 
-class _Link:
+class SocketLink:
     """The dispatcher's handle on one WebSocket: sends never block the caller."""
 
     def __init__(self, ws: web.WebSocketResponse, login: str) -> None:
@@ -137,7 +140,7 @@ class _Link:
             self._outbox.put_nowait(message)
         except asyncio.QueueFull:
             # A browser this far behind is gone in all but name.
-            log.warning("agent_link_overflow", agent=self.login)
+            log.warning("socket_link_overflow", login=self.login)
             self._closing = asyncio.ensure_future(self.close("too slow"))
 
     async def _write(self) -> None:
@@ -154,33 +157,33 @@ class _Link:
             await self._writer
 
 
-def _same_origin(request: web.Request) -> bool:
+def same_origin(request: web.Request) -> bool:
     origin = request.headers.get("Origin")
     if origin is None:
         return True
     return urlsplit(origin).netloc == request.host
 
 
-def _validate(raw: str) -> Message:
+def validate_message(raw: str, required_fields: Mapping[str, tuple[str, ...]] = REQUIRED_FIELDS) -> Message:
     try:
         message = json.loads(raw)
     except json.JSONDecodeError:
-        raise _BadMessage("bad_message", "not JSON") from None
+        raise BadMessage("bad_message", "not JSON") from None
     if not isinstance(message, dict):
-        raise _BadMessage("bad_message", "a message is a JSON object")
+        raise BadMessage("bad_message", "a message is a JSON object")
     if message.get("v") != PROTOCOL_VERSION:
-        raise _BadMessage("unsupported_version", f"this server speaks version {PROTOCOL_VERSION}")
+        raise BadMessage("unsupported_version", f"this server speaks version {PROTOCOL_VERSION}")
     kind = message.get("type")
-    required = REQUIRED_FIELDS.get(kind) if isinstance(kind, str) else None
+    required = required_fields.get(kind) if isinstance(kind, str) else None
     if required is None:
-        raise _BadMessage("bad_message", f"unknown message type {kind!r}")
+        raise BadMessage("bad_message", f"unknown message type {kind!r}")
     missing = [name for name in required if name not in message]
     if missing:
-        raise _BadMessage("bad_message", f"{kind} needs {', '.join(missing)}")
+        raise BadMessage("bad_message", f"{kind} needs {', '.join(missing)}")
     return message
 
 
-class _BadMessage(ValueError):
+class BadMessage(ValueError):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
@@ -192,7 +195,7 @@ async def agent_socket(request: web.Request) -> web.StreamResponse:
         return _json({"error": "not signed in"}, 401)
     if session.principal.role is not Role.AGENT:
         return _json({"error": "the softphone is for agents"}, 403)
-    if not _same_origin(request):
+    if not same_origin(request):
         return _json({"error": "cross-origin WebSocket refused"}, 403)
     ws = web.WebSocketResponse(heartbeat=15.0, max_msg_size=MAX_MESSAGE_BYTES)
     await ws.prepare(request)
@@ -201,7 +204,7 @@ async def agent_socket(request: web.Request) -> web.StreamResponse:
         return await _probe(ws)
     login_name = session.principal.login
     desk: AgentDesk = request.app[DESK]  # type: ignore[assignment]
-    link = _Link(ws, login_name)
+    link = SocketLink(ws, login_name)
     sockets = request.app[_SOCKETS].setdefault(session.token, set())
     sockets.add(ws)
     await desk.agent_connected(login_name, link)
@@ -214,8 +217,8 @@ async def agent_socket(request: web.Request) -> web.StreamResponse:
                 await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"session expired")
                 break
             try:
-                message = _validate(frame.data)
-            except _BadMessage as exc:
+                message = validate_message(frame.data)
+            except BadMessage as exc:
                 link.send({"v": 1, "type": "error", "code": exc.code, "message": str(exc), "ref": None})
                 continue
             if message["type"] == "answer":
@@ -239,8 +242,8 @@ async def _probe(ws: web.WebSocketResponse) -> web.WebSocketResponse:
         if frame.type is not WSMsgType.TEXT:
             continue
         try:
-            message = _validate(frame.data)
-        except _BadMessage as exc:
+            message = validate_message(frame.data)
+        except BadMessage as exc:
             await ws.send_json({"v": 1, "type": "error", "code": exc.code, "message": str(exc)})
             continue
         if message["type"] != "ping":
@@ -258,7 +261,7 @@ async def _probe(ws: web.WebSocketResponse) -> web.WebSocketResponse:
     return ws
 
 
-async def _serve_one(desk: AgentDesk, link: _Link, login_name: str, message: Message) -> None:
+async def _serve_one(desk: AgentDesk, link: SocketLink, login_name: str, message: Message) -> None:
     try:
         await desk.handle(login_name, message)
     except ValueError as exc:

@@ -27,6 +27,8 @@ The schema (docs/tenant-file.md has a complete, commented example)::
     knowledge_base_url = "https://kb.example.com/acme"   # optional, http(s)
     recording = "off"                 # off (default) | always | on_demand
     mask_caller_number = false        # default false
+    live_listening = true             # supervisors may listen, whisper and barge; default true
+    agent_sees_supervisor = false     # the agent is shown who listens; default false
     wrap_up_s = 10                    # seconds after a call before the agent's next offer; default 10
     max_no_answer = 3                 # missed offers in a row before the agent is paused; 0 never
     reject_delay_s = 10               # no offers this long after a decline (and no_answer_delay_s,
@@ -760,6 +762,8 @@ class _Loader:
         knowledge_base_url = node.opt("knowledge_base_url", URL)
         recording = node.get_or("recording", RECORDING, RecordingPolicy.OFF)
         mask = node.get_or("mask_caller_number", BOOLEAN, False)
+        live_listening = node.get_or("live_listening", BOOLEAN, True)
+        agent_sees_supervisor = node.get_or("agent_sees_supervisor", BOOLEAN, False)
         wrap_up_s = node.get_or("wrap_up_s", SECONDS, DEFAULT_WRAP_UP_S)
         defaults = AgentTimers()
         max_no_answer = node.get_or("max_no_answer", COUNT, defaults.max_no_answer)
@@ -777,6 +781,8 @@ class _Loader:
             knowledge_base_url=knowledge_base_url,
             recording=recording,
             mask_caller_number=mask,
+            live_listening=live_listening,
+            agent_sees_supervisor=agent_sees_supervisor,
             hold_music=hold_music,
             wrap_up_s=wrap_up_s,
             max_no_answer=max_no_answer,

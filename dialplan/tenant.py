@@ -46,6 +46,9 @@ class Client:
     knowledge_base_url: str | None = None
     recording: RecordingPolicy = RecordingPolicy.OFF
     mask_caller_number: bool = False
+    # Supervisors may join this client's calls (listen, whisper, barge); and whether the agent is told.
+    live_listening: bool = True
+    agent_sees_supervisor: bool = False
     hold_music: str | None = None
     # After a call, the agent writes up for this long before the next offer.
     wrap_up_s: int = DEFAULT_WRAP_UP_S

@@ -33,6 +33,10 @@ class EventKind(StrEnum):
     ANNOUNCED = "announced"
     # The caller left their queue for its fallback: another queue, or (final) a message and hang-up.
     FALLBACK = "fallback"
+    # A supervisor joined the call (listen, whisper or barge), changed mode, or left it.
+    SUPERVISOR_JOINED = "supervisor_joined"
+    SUPERVISOR_MODE = "supervisor_mode"
+    SUPERVISOR_LEFT = "supervisor_left"
     ENDED = "ended"
     INTERRUPTED = "interrupted"
 

@@ -23,6 +23,7 @@ from agent_client.web_agent import add_agent_routes
 from agent_client.web_app import WebContext, create_app
 from agent_client.web_auth import Authenticator
 from agent_client.web_sessions import SessionStore
+from agent_client.web_supervisor import add_supervisor_routes
 from config.settings import Settings
 from dialplan.clock import SystemClock
 from dialplan.tenant import Tenant
@@ -38,6 +39,7 @@ from telephony.media_assets import SpeechCache, ensure_hold_music, ensure_teleph
 from telephony.pool import WorkerPool
 from telephony.sip_digest import DigestAuthority
 from telephony.sip_events import AdapterSettings
+from telephony.supervision import Supervision
 from telephony.worker import WorkerConfig
 
 log = structlog.get_logger("hotline.control")
@@ -184,6 +186,17 @@ class Control:
             calls.listener = dispatcher
             dispatcher.start()
             stack.push_async_callback(dispatcher.stop)
+            supervision = Supervision(
+                tenant=self.tenant,
+                dispatcher=dispatcher,
+                live=live,
+                workers=pool,
+                recorder=calls,
+                clock=self.clock,
+                ice_servers=s.ice_servers,
+                codec=s.rtc_codec,
+            )
+            stack.push_async_callback(supervision.stop)
             async with _starting("SIP workers"):
                 await pool.start()
             front = await self._start_front(configs, calls, stack) if s.workers > 1 else None
@@ -194,6 +207,7 @@ class Control:
                     lambda: self._health(engine, live, pool, front, calls),
                     lambda: _worker_stats(pool),
                     dispatcher,
+                    supervision,
                 )
             stack.push_async_callback(runner.cleanup)
             heartbeat = asyncio.create_task(self._heartbeat(calls))
@@ -260,10 +274,13 @@ class Control:
         self._signals += 1
         self._stop.set()
 
-    async def _start_web(self, records: CallRecords, health: Any, workers: Any, desk: Dispatcher) -> web.AppRunner:
+    async def _start_web(
+        self, records: CallRecords, health: Any, workers: Any, desk: Dispatcher, supervision: Supervision
+    ) -> web.AppRunner:
         authenticator = Authenticator(self.tenant)
         app = create_app(WebContext(records, authenticator, health, workers))
         add_agent_routes(app, sessions=SessionStore(), authenticator=authenticator, desk=desk)
+        add_supervisor_routes(app, supervision=supervision)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
         site = web.TCPSite(runner, self.settings.http_host, self.settings.http_port, reuse_address=True)

@@ -35,6 +35,7 @@ from zoneinfo import ZoneInfo
 import structlog
 
 from dialplan.clock import Clock
+from dialplan.floor_stats import FloorStats
 from dialplan.offers import RING_TIMEOUT_S, mask_number
 from dialplan.prompts import position_prompt
 from dialplan.queues import FallbackKind
@@ -52,6 +53,8 @@ Message = dict[str, Any]
 DTMF_DIGITS = re.compile(r"^[0-9*#A-Da-d]{1,32}$")
 # The router wants a step at least this often, for slots that start or end and for no-shows.
 TICK_S = 1.0
+# After an event, the ticker waits this long for others before it looks at the deadlines again.
+COALESCE_S = 0.05
 # Said before hanging up on a caller whose queue's fallback has no message of its own,
 # or whose fallback (voicemail, dialling the client's number) this bridge can't do yet.
 DEFAULT_FALLBACK_MESSAGE = "We are sorry, nobody can take your call right now. Please call again later."
@@ -190,6 +193,12 @@ class Dispatcher:
         self._ticker: asyncio.Task[None] | None = None
         # Set after each event: the ticker re-reads the router's next deadline.
         self._wake = asyncio.Event()
+        # Today's outcomes per queue, and calls waiting over the last hour: the wallboard's figures.
+        self.stats = FloorStats()
+        # Slots whose agent didn't show up today, by agent: when each began.
+        self.no_shows: dict[str, list[datetime]] = {}
+        # Called (without arguments) after anything on the floor changed: the wallboard listens.
+        self.watchers: list[Callable[[], None]] = []
 
     # ---- lifecycle ----------------------------------------------------------
 
@@ -212,16 +221,25 @@ class Dispatcher:
         return task
 
     async def _tick(self) -> None:
-        """Step the router at its next deadline (ring timeouts, wrap-ups, announcements), and every TICK_S."""
+        """Step the router at its next deadline (ring timeouts, wrap-ups, announcements), soon after events
+        that may have brought one closer, and every TICK_S for slots, no-shows and pages' shift news."""
+        slow_at = 0.0
         while True:
             now = self.clock.now()
             deadline = self.router.next_deadline(now)
             wait = TICK_S if deadline is None else min(TICK_S, max(0.0, (deadline - now).total_seconds()))
             self._wake.clear()
-            with contextlib.suppress(TimeoutError):
+            try:
                 await asyncio.wait_for(self._wake.wait(), wait)
+                # A burst of events costs one look at the deadlines, not one each.
+                await asyncio.sleep(COALESCE_S)
+            except TimeoutError:
+                pass
             try:
                 await self.dispatch()
+                if self.clock.monotonic() - slow_at >= TICK_S:
+                    slow_at = self.clock.monotonic()
+                    await self.follow_shifts()
             except Exception:
                 log.exception("dispatch_tick_failed")
 
@@ -245,13 +263,37 @@ class Dispatcher:
                 self._fallback(action)
             elif isinstance(action, NoShow):
                 log.warning("agent_no_show", agent=action.login, slot_start=_iso(action.slot_start))
+                day = [at for at in self.no_shows.get(action.login, []) if at.date() == now.date()]
+                self.no_shows[action.login] = [*day, action.slot_start]
         self._wake.set()
+        self._changed()
+
+    def _changed(self) -> None:
+        for watcher in self.watchers:
+            watcher()
 
     async def dispatch(self) -> None:
-        """Everything due by now: timers, shift ends, announcements, new offers; pages hear of slot changes."""
+        """Everything due by now: timers, shift ends, announcements, new offers."""
         async with self._lock:
-            await self._route(lambda now: self.router.step(now) + self.router.no_shows(now))
-            await self._follow_shifts()
+            await self._route(self.router.step)
+
+    async def follow_shifts(self) -> None:
+        """Slots that started without their agent (no-shows); pages hear when their agent's slot starts or ends."""
+        async with self._lock:
+            await self._route(self.router.no_shows)
+            now = self.clock.now()
+            waiting: dict[str, int] = {}
+            for caller in self.router.callers.values():
+                client_id = self.router.queues[caller.queue_id].client_id
+                waiting[client_id] = waiting.get(client_id, 0) + 1
+            if self.stats.sample(waiting, now):
+                self._changed()
+            for runtime in list(self._agents.values()):
+                if runtime.link is None:
+                    continue
+                on_shift = shift_status(self.tenant, runtime.login, now).on_shift
+                if runtime.shown_on_shift not in (None, on_shift):
+                    await self._send_state(runtime.login)
 
     async def _ring(self, action: RouterOffer, now: datetime) -> list[Action]:
         """Ring the agents the router chose, each reserved in the live state first; busy ones go back."""
@@ -354,6 +396,7 @@ class Dispatcher:
         call = self._calls.pop(action.call_id, None)
         if call is None:
             return
+        self.stats.sent_to_fallback(action.queue_id, self.clock.now())
         message = fallback.message or DEFAULT_FALLBACK_MESSAGE
         if fallback.kind in (FallbackKind.VOICEMAIL, FallbackKind.NUMBER):
             log.warning("fallback_not_available", call_id=call.call_id, kind=fallback.kind.value)
@@ -671,7 +714,10 @@ class Dispatcher:
             await self._worker(offer.call, "bridge", {"leg": offer.call.leg, "rtc_id": offer.rtc_id})
             runtime.offer = None
             call = offer.call
-            queue_id = self.router.callers[call.call_id].queue_id
+            caller = self.router.callers[call.call_id]
+            queue_id = caller.queue_id
+            now = self.clock.now()
+            self.stats.answered(queue_id, (now - caller.arrived_at).total_seconds(), now)
             self._calls.pop(call.call_id, None)
             live = LiveCall(call, login, offer.rtc_id, self.clock.now(), queue_id)
             runtime.live = live
@@ -751,7 +797,10 @@ class Dispatcher:
     async def call_ended(self, call_id: str, ended_by: str) -> None:
         """The caller's leg is gone (any reason): stop ringing, or close the agent's call."""
         async with self._lock:
-            if call_id in self.router.callers:
+            caller = self.router.callers.get(call_id)
+            if caller is not None:
+                now = self.clock.now()
+                self.stats.abandoned(caller.queue_id, (now - caller.arrived_at).total_seconds(), now)
                 await self._route(lambda now: self.router.hang_up(call_id, now))
             self._calls.pop(call_id, None)
             for runtime in self._agents.values():
@@ -825,17 +874,14 @@ class Dispatcher:
             "ring_timeout_s": offer.ring_timeout_s,
         }
 
-    async def _follow_shifts(self) -> None:
-        """Every page hears when its agent's slot starts or ends. The caller holds the lock."""
-        now = self.clock.now()
-        for runtime in list(self._agents.values()):
-            if runtime.link is None:
-                continue
-            on_shift = shift_status(self.tenant, runtime.login, now).on_shift
-            if runtime.shown_on_shift not in (None, on_shift):
-                await self._send_state(runtime.login)
-
     # ---- introspection ------------------------------------------------------------
+
+    def live_calls(self) -> list[LiveCall]:
+        """Calls an agent is on now."""
+        return [r.live for r in self._agents.values() if r.live is not None]
+
+    def agent_link(self, login: str) -> AgentLink | None:
+        return self._runtime(login).link
 
     def snapshot(self) -> Message:
         return {

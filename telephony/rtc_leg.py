@@ -370,16 +370,21 @@ class RtcLeg:
         held: bool | None = None,
         muted: bool | None = None,
         whispering: bool = False,
+        supervising: str | None = None,
     ) -> None:
         """Follow what the conference bridge now connects for this leg (called once the adapter has done it).
 
-        `whispering`: before the bridge, the agent hears a prompt and nothing goes to the caller."""
+        `whispering`: before the bridge, the agent hears a prompt and nothing goes to the caller.
+        `supervising`: a supervisor's leg hears the call; it is heard only in whisper and barge."""
         if bridged is not None:
             self.bridged = bridged
         if held is not None:
             self.held = held
         if muted is not None:
             self.muted = muted
+        if supervising is not None:
+            self._set_gate(to_agent=True, to_caller=supervising != "listen" and not self.muted)
+            return
         talking = self.bridged and not self.held
         self._set_gate(to_agent=talking or whispering, to_caller=talking and not self.muted)
 

@@ -254,6 +254,15 @@ class _GreetingPlayer(pj.AudioMediaPlayer):  # type: ignore[misc]
         self.adapter._defer(lambda: self.adapter._on_prompt_end(leg))
 
 
+def _link(source: Any, sink: Any, *, on: bool) -> None:
+    """Connect or disconnect one direction in the conference bridge; either is idempotent."""
+    if on:
+        source.startTransmit(sink)
+    else:
+        with contextlib.suppress(pj.Error):
+            source.stopTransmit(sink)
+
+
 class _WhisperPlayer(pj.AudioMediaPlayer):  # type: ignore[misc]
     """A prompt for one agent leg's ears only; `done` resolves when it has played (or can't)."""
 
@@ -326,6 +335,12 @@ class _AgentUse:
     bridged: bool = False
     held: bool = False
     muted: bool = False
+    # A supervisor's port: the agent leg it listens to, and how (listen, whisper or barge).
+    supervising: str | None = None
+    mode: str | None = None
+
+
+SUPERVISION_MODES = ("listen", "whisper", "barge")
 
 
 @dataclass
@@ -452,6 +467,15 @@ class SipAdapter:
         done: Future[None] = Future()
         await self._run(lambda: self._whisper(key, prompt, done))
         await asyncio.wrap_future(done)
+
+    async def supervise(self, key: str, agent_key: str, mode: str) -> None:
+        """Put the supervisor leg `key` on the call of agent leg `agent_key`, or change how.
+
+        listen: hears the caller and the agent, heard by no one; whisper: the
+        agent hears them too; barge: everyone does. A change of mode is only a
+        change of connections in the conference bridge: nothing is renegotiated.
+        """
+        await self._run(lambda: self._supervise(key, agent_key, mode))
 
     async def detach_agent(self, key: str) -> bool:
         """Return the port to the pool; a caller still there goes back to music. False if already gone."""
@@ -707,6 +731,11 @@ class SipAdapter:
         # the agent ports only go back to the pool.
         for key in list(leg.agents):
             self._end_whisper(key)
+            use = self._agents.get(key)
+            if use is not None:
+                # The ports' connections among themselves (a supervisor's) are ours to cut.
+                self._unlink_ports(use, leg)
+        for key in list(leg.agents):
             use = self._agents.pop(key, None)
             if use is not None:
                 self._free_port(use.port)
@@ -962,6 +991,29 @@ class SipAdapter:
         else:
             use.port.startTransmit(caller)
 
+    def _supervise(self, key: str, agent_key: str, mode: str) -> None:
+        if mode not in SUPERVISION_MODES:
+            raise AdapterError(f"supervision mode {mode!r}: expected one of {', '.join(SUPERVISION_MODES)}")
+        supervisor, agent = self._agent(key), self._agent(agent_key)
+        if supervisor.leg != agent.leg:
+            raise AdapterError(f"{key!r} and {agent_key!r} are not on the same call")
+        if not agent.bridged:
+            raise AdapterError(f"agent leg {agent_key!r} is not talking to the caller yet")
+        caller = self._leg(supervisor.leg).call.getAudioMedia(-1)
+        caller.startTransmit(supervisor.port)
+        agent.port.startTransmit(supervisor.port)
+        _link(supervisor.port, agent.port, on=mode in ("whisper", "barge"))
+        _link(supervisor.port, caller, on=mode == "barge")
+        supervisor.supervising, supervisor.mode = agent_key, mode
+
+    def _unlink_ports(self, use: _AgentUse, leg: _Leg) -> None:
+        """Cut every connection between this port and the leg's other ports: pooled ports carry none over."""
+        for other in leg.agents:
+            found = self._agents.get(other)
+            if found is not None and found is not use:
+                _link(use.port, found.port, on=False)
+                _link(found.port, use.port, on=False)
+
     def _detach_agent(self, key: str) -> bool:
         self._end_whisper(key)
         use = self._agents.pop(key, None)
@@ -971,7 +1023,12 @@ class SipAdapter:
             leg = self._legs.get(use.leg)
             if leg is not None:
                 leg.agents.discard(key)
-                if use.bridged:
+                self._unlink_ports(use, leg)
+                if use.supervising is not None:
+                    caller = leg.call.getAudioMedia(-1)
+                    _link(caller, use.port, on=False)
+                    _link(use.port, caller, on=False)
+                elif use.bridged:
                     caller = leg.call.getAudioMedia(-1)
                     self._disconnect_agent(use, caller)
                     talking = any(self._agents[k].bridged and not self._agents[k].held for k in leg.agents)

@@ -292,6 +292,16 @@ class Worker:
         await asyncio.wait_for(self.adapter.whisper_agent(rtc.rtc_id, Path(str(body["path"]))), WHISPER_LIMIT_S)
         return {}
 
+    async def _supervise(self, body: Body) -> Body:
+        rtc = self._rtc_leg(body)
+        agent = self._rtc_leg({"rtc_id": body["agent_rtc_id"]})
+        if agent.leg != rtc.leg:
+            raise ValueError(f"rtc leg {rtc.rtc_id!r} is not on the call of {agent.rtc_id!r}")
+        mode = str(body["mode"])
+        await self.adapter.supervise(rtc.rtc_id, agent.rtc_id, mode)
+        rtc.set_media(supervising=mode)
+        return {}
+
     async def _hold(self, body: Body) -> Body:
         rtc = self._rtc_leg(body)
         on = bool(body["on"])
@@ -334,6 +344,7 @@ class Worker:
         "rtc_close": _rtc_close,
         "announce": _announce,
         "whisper": _whisper,
+        "supervise": _supervise,
     }
 
     async def _close_rtc(self, rtc_id: str) -> bool:

@@ -263,6 +263,7 @@ const handlers = {
   rtc_answer: onRtcAnswer,
   offer_cancelled: onOfferCancelled,
   call: onCall,
+  supervision: onSupervision,
   pong: () => {},
   error: onServerError,
 };
@@ -275,6 +276,16 @@ function onMessage(message) {
   const handler = handlers[message.type];
   if (handler) handler(message);
   else console.warn('hotline: unknown message type', message.type);
+}
+
+// Sent only where the client's policy lets agents see who is listening.
+const SUPERVISION_WORDS = { listen: 'is listening', whisper: 'is whispering to you', barge: 'has joined the call' };
+
+function onSupervision(message) {
+  const banner = byTestId('supervision-banner');
+  const words = SUPERVISION_WORDS[message.mode];
+  banner.hidden = !words || app.call?.call_id !== message.call_id;
+  banner.textContent = words ? `${message.supervisor} ${words}.` : '';
 }
 
 function onHello(hello) {
@@ -523,6 +534,7 @@ function closeNotification() {
 
 function onCall(call) {
   if (call.status === 'ended') {
+    byTestId('supervision-banner').hidden = true;
     endCall(call);
     return;
   }

@@ -42,7 +42,7 @@ async function signIn(event) {
       body: JSON.stringify({ login: user.value.trim(), password: password.value }),
     });
     if (response.ok) {
-      location.assign('/agent');
+      location.assign(homeOf(await response.json()));
       return;
     }
     if (response.status === 401) {
@@ -57,10 +57,15 @@ async function signIn(event) {
   submit.textContent = 'Sign in';
 }
 
+// Supervisors land on the wallboard; everyone else on the softphone.
+function homeOf(me) {
+  return me.role === 'supervisor' ? '/supervisor' : '/agent';
+}
+
 async function skipIfSignedIn() {
   try {
     const response = await fetch('/api/me', { credentials: 'same-origin' });
-    if (response.ok) location.replace('/agent');
+    if (response.ok) location.replace(homeOf(await response.json()));
   } catch {
     // Offline: the form stays, and says so on submit.
   }

@@ -300,12 +300,12 @@ async def test_a_paused_agent_s_page_hears_when_the_slot_ends(floor: Floor) -> N
     carol = await floor.sign_in("carol", available=False)
     assert carol.last("state")["can_go_available"] is True
     floor.clock.advance(3 * 3600)  # 12:00: the slot has ended
-    await floor.dispatcher.dispatch()
+    await floor.dispatcher.follow_shifts()
     state = carol.last("state")
     assert (state["state"], state["on_shift"], state["can_go_available"]) == ("paused", False, False)
     assert state["why_not"] == "You are not on shift. Your next slot starts Mon 30 Nov 08:00."
     sent = len(carol.of("state"))
-    await floor.dispatcher.dispatch()
+    await floor.dispatcher.follow_shifts()
     assert len(carol.of("state")) == sent, "no news, no message"
 
 

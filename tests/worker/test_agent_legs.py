@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from worker_peers import BrowserAgent, Media, Recording, agents, cpu_meter, running_worker
 
-from audio import AGENT_HZ, CALLER_HZ, segments, tone_present, tone_ratio, write_tone_wav
+from audio import AGENT_HZ, CALLER_HZ, SUPERVISOR_HZ, segments, tone_present, tone_ratio, write_tone_wav
 from peers.peer_process import start_caller
 from telephony.ipc import RemoteError
 from telephony.media_assets import FALLBACK_GREETING_HZ, HOLD_MUSIC_NOTES_HZ
@@ -446,3 +446,52 @@ async def test_a_whisper_reaches_only_the_agent_before_the_caller_is_connected(t
 
     await asyncio.to_thread(verify)
     assert ended - started == pytest.approx(PROMPT_S, abs=0.3), "the request returns once the whisper has played"
+
+
+async def test_a_supervisor_listens_whispers_and_barges_without_renegotiating(tmp_path: Path, media: Media) -> None:
+    w = Windows()
+    async with running_worker(tmp_path, media, asyncio_debug=False) as worker:
+        caller = await start_caller(
+            worker.uri("1001"), play=media.caller_tone, record=tmp_path / "caller.wav", max_seconds=60
+        )
+        async with caller, agents(AGENT_HZ, SUPERVISOR_HZ) as (agent, supervisor):
+            leg = await worker.handler.next_leg()
+            active = await caller.wait_for("media_active", timeout=15)
+            await worker.open_agent(agent, leg, "a1")
+            await worker.request("bridge", leg=leg, rtc_id="a1")
+            await worker.open_agent(supervisor, leg, "s1")
+            # Opened, not yet supervising: the supervisor hears nothing, nobody hears them.
+            await w.hold_for("opened", 2.0)
+            for mode in ("listen", "whisper", "barge"):
+                await worker.request("supervise", rtc_id="s1", agent_rtc_id="a1", mode=mode)
+                await w.hold_for(mode, 2.5)
+            await worker.request("supervise", rtc_id="s1", agent_rtc_id="a1", mode="listen")
+            await w.hold_for("listen again", 2.0)
+            # One offer and one answer, at the start: the modes changed nothing the browser sees.
+            signaling = supervisor.pc.signalingState
+            await worker.request("rtc_close", rtc_id="s1")
+            await w.hold_for("left", 2.5)
+            with pytest.raises(RemoteError, match="supervision mode 'shout'"):
+                await worker.request("supervise", rtc_id="a1", agent_rtc_id="a1", mode="shout")
+            stats = await worker.stats()
+
+    def verify() -> None:
+        recording = Recording.load(tmp_path / "caller.wav", active["t"])
+        assert supervisor.level_dbfs(*w["opened"]) < -60
+        for mode in ("listen", "whisper", "barge", "listen again"):
+            assert supervisor.hears(CALLER_HZ, *w[mode]), f"{mode}: the supervisor hears the caller"
+            assert supervisor.hears(AGENT_HZ, *w[mode]), f"{mode}: the supervisor hears the agent"
+            assert agent.hears(CALLER_HZ, *w[mode])
+            assert recording.has(AGENT_HZ, *w[mode])
+        for quiet in ("opened", "listen", "listen again", "left"):
+            assert not agent.hears(SUPERVISOR_HZ, *w[quiet]), f"{quiet}: the agent hears the supervisor"
+            assert not recording.has(SUPERVISOR_HZ, *w[quiet]), f"{quiet}: the caller hears the supervisor"
+        assert agent.hears(SUPERVISOR_HZ, *w["whisper"]), "whisper: the agent hears the supervisor"
+        assert not recording.has(SUPERVISOR_HZ, *w["whisper"]), "whisper: the caller does not"
+        assert agent.hears(SUPERVISOR_HZ, *w["barge"]), "barge: the agent hears the supervisor"
+        assert recording.has(SUPERVISOR_HZ, *w["barge"]), "barge: so does the caller"
+        assert_every_half_second(recording, w["left"], AGENT_HZ, [SUPERVISOR_HZ])
+
+    await asyncio.to_thread(verify)
+    assert signaling == "stable"
+    assert (stats["agent_ports"], stats["agent_port_errors"]) == (1, 0)

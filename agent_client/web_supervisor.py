@@ -1,0 +1,158 @@
+"""The supervisor's side of the web: the wallboard page, its WebSocket, and live calls over HTTP.
+
+Every request and every message is checked against the supervisor's scope
+by `telephony.supervision.Supervision`, never by the page.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Protocol
+
+import structlog
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from agent_client.web_agent import (
+    MAX_MESSAGE_BYTES,
+    SESSIONS,
+    STATIC_DIR,
+    BadMessage,
+    SocketLink,
+    same_origin,
+    session_of,
+    validate_message,
+)
+from agent_client.web_auth import Role
+from agent_client.web_sessions import Session
+
+log = structlog.get_logger("agent_client.supervisor")
+
+Message = dict[str, Any]
+REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
+    "join": ("call_id", "sdp", "mode"),
+    "mode": ("call_id", "mode"),
+    "leave": ("call_id",),
+    "ping": ("t",),
+}
+
+
+class SupervisorDesk(Protocol):
+    async def connected(self, login: str, link: Any) -> None: ...
+
+    async def disconnected(self, login: str, link: Any) -> None: ...
+
+    async def handle(self, login: str, message: Message) -> None: ...
+
+    def calls(self, login: str) -> list[Message]: ...
+
+    def live_call(self, login: str, call_id: str) -> Any: ...
+
+
+SUPERVISION = web.AppKey("supervision", object)
+
+
+def _supervisor(request: web.Request) -> Session | web.Response:
+    session = session_of(request)
+    if session is None:
+        return web.json_response({"error": "not signed in"}, status=401)
+    if session.principal.role is not Role.SUPERVISOR:
+        return web.json_response({"error": "the wallboard is for supervisors"}, status=403)
+    return session
+
+
+def _desk(request: web.Request) -> SupervisorDesk:
+    return request.app[SUPERVISION]  # type: ignore[return-value]
+
+
+async def page(request: web.Request) -> web.StreamResponse:
+    session = session_of(request)
+    if session is None:
+        raise web.HTTPFound("/login")
+    if session.principal.role is not Role.SUPERVISOR:
+        raise web.HTTPForbidden(text="The wallboard is for supervisors.")
+    return web.FileResponse(STATIC_DIR / "supervisor.html", headers={"Cache-Control": "no-store"})
+
+
+async def list_calls(request: web.Request) -> web.Response:
+    found = _supervisor(request)
+    if isinstance(found, web.Response):
+        return found
+    return web.json_response({"calls": _desk(request).calls(found.principal.login)})
+
+
+async def get_call(request: web.Request) -> web.Response:
+    found = _supervisor(request)
+    if isinstance(found, web.Response):
+        return found
+    desk = _desk(request)
+    login = found.principal.login
+    call_id = request.match_info["call_id"]
+    try:
+        desk.live_call(login, call_id)
+    except ValueError as exc:
+        status = getattr(exc, "status", 403)
+        return web.json_response({"error": str(exc), "code": getattr(exc, "code", "forbidden")}, status=status)
+    view = next(c for c in desk.calls(login) if c["call_id"] == call_id)
+    return web.json_response(view)
+
+
+async def socket(request: web.Request) -> web.StreamResponse:
+    found = _supervisor(request)
+    if isinstance(found, web.Response):
+        return found
+    if not same_origin(request):
+        return web.json_response({"error": "cross-origin WebSocket refused"}, status=403)
+    session = found
+    ws = web.WebSocketResponse(heartbeat=15.0, max_msg_size=MAX_MESSAGE_BYTES)
+    await ws.prepare(request)
+    login = session.principal.login
+    desk = _desk(request)
+    link = SocketLink(ws, login)
+    await desk.connected(login, link)
+    pending: set[asyncio.Task[None]] = set()
+    try:
+        async for frame in ws:
+            if frame.type is not WSMsgType.TEXT:
+                continue
+            if request.app[SESSIONS].get(session.token) is None:
+                await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"session expired")
+                break
+            try:
+                message = validate_message(frame.data, REQUIRED_FIELDS)
+            except BadMessage as exc:
+                link.send({"v": 1, "type": "error", "code": exc.code, "message": str(exc), "ref": None})
+                continue
+            # Joining waits on the worker: it must not hold up this socket's other messages.
+            pending.add(task := asyncio.create_task(_serve_one(desk, link, login, message)))
+            task.add_done_callback(pending.discard)
+    finally:
+        for task in pending:
+            task.cancel()
+        await desk.disconnected(login, link)
+        await link.finish()
+    return ws
+
+
+async def _serve_one(desk: SupervisorDesk, link: SocketLink, login: str, message: Message) -> None:
+    try:
+        await desk.handle(login, message)
+    except ValueError as exc:
+        code = getattr(exc, "code", "bad_message")
+        link.send(
+            {
+                "v": 1,
+                "type": "error",
+                "code": code,
+                "message": str(exc),
+                "ref": message["type"],
+                "call_id": message.get("call_id"),
+            }
+        )
+
+
+def add_supervisor_routes(app: web.Application, *, supervision: SupervisorDesk) -> None:
+    app[SUPERVISION] = supervision
+    app.router.add_get("/supervisor", page)
+    app.router.add_get("/ws/supervisor", socket)
+    app.router.add_get("/api/supervisor/calls", list_calls)
+    app.router.add_get("/api/supervisor/calls/{call_id}", get_call)
