@@ -165,6 +165,8 @@ class Control:
                 retry_after_s=RETRY_AFTER_S,
             )
             stack.push_async_callback(self._close_calls, calls)
+            if dropped := await calls.forget_queued_before_restart():
+                log.warning("queue_entries_dropped", count=dropped, why="their calls ended with the last run")
             events = _PoolEvents(calls)
             configs = worker_configs(s)
             pool = WorkerPool(configs, events)

@@ -418,10 +418,21 @@ class CallService:
     async def _join_queue(self, session: _Session, wall: object) -> datetime:
         at = datetime.fromtimestamp(float(wall), UTC) if isinstance(wall, int | float) else self.clock.now()
         if session.queue_id is not None and session.client_id is not None:
-            await self.live.enqueue(
-                session.queue_id, QueueEntry(call_id=session.call_id, client_id=session.client_id, enqueued_at=at)
+            entry = QueueEntry(
+                call_id=session.call_id, client_id=session.client_id, enqueued_at=at, data={"node": self.node}
             )
+            await self.live.enqueue(session.queue_id, entry)
         return at
+
+    async def forget_queued_before_restart(self) -> int:
+        """Drop this node's entries left in the shared queues by its previous run (its callers are gone);
+        other nodes' callers keep their places."""
+        dropped = 0
+        for queue_id in await self.live.queue_ids():
+            for entry in await self.live.entries(queue_id):
+                if entry.data.get("node") == self.node and entry.call_id not in self._sessions:
+                    dropped += await self.live.remove(queue_id, entry.call_id)
+        return dropped
 
     async def _leave_queue(self, session: _Session) -> None:
         if session.queued and session.queue_id is not None:

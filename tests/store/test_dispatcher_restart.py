@@ -87,3 +87,31 @@ async def test_agents_reconnecting_after_a_restart_find_their_state(redis_prefix
     assert not [m for m in pages["bob"].messages if m["type"] == "offer"]
     await after.stop()
     await after.live.close()
+
+
+async def test_a_restarted_node_drops_only_its_own_stale_queue_entries(redis_prefix: str) -> None:
+    from store.live_state import QueueEntry
+    from telephony.calls import CallService
+    from telephony.sip_digest import DigestAuthority
+
+    live = RedisLiveState.from_url(REDIS_URL, prefix=redis_prefix)
+    try:
+        for n, node in enumerate(["b", "a", "b", "a", "b"]):
+            entry = QueueEntry(
+                call_id=f"{node}{n}", client_id="acme", enqueued_at=MON_9.replace(second=n), data={"node": node}
+            )
+            await live.enqueue("acme", entry)
+        restarted = CallService(
+            tenant=tenant(),
+            records=None,  # type: ignore[arg-type]  # not reached: nothing is recorded here
+            live=live,
+            clock=ManualClock(MON_9),
+            media={},
+            digest=DigestAuthority(default_realm="t"),
+            node="a",
+        )
+        assert await restarted.forget_queued_before_restart() == 2
+        # Node b's callers are still connected there: their order is intact.
+        assert [e.call_id for e in await live.entries("acme")] == ["b0", "b2", "b4"]
+    finally:
+        await live.close()
