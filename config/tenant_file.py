@@ -108,6 +108,7 @@ from zoneinfo import ZoneInfo
 import argon2
 
 from config.errors import ConfigError
+from dialplan.overflow import EndPolicy, Overflow, OverflowSchedule, Registrar, Takeover
 from dialplan.queues import (
     Absence,
     AgentTimers,
@@ -486,6 +487,10 @@ FALLBACK_KIND = _string_kind(f"one of: {', '.join(k.value for k in FallbackKind)
 ABSENCE = _string_kind(f"one of: {', '.join(a.value for a in Absence)}", _member(Absence))
 WEIGHT = _Kind("a number above 0 such as 1 or 2.5", _positive_number)
 QUEUE_REF = _string_kind("the id of a queue, such as 'acme-vip'", _nonblank)
+TAKEOVER = _string_kind(f"one of: {', '.join(t.value for t in Takeover)}", _member(Takeover))
+END_POLICY = _string_kind(f"one of: {', '.join(p.value for p in EndPolicy)}", _member(EndPolicy))
+HOST = _string_kind("a host name or IP address such as '192.0.2.10'", _matching(r"[A-Za-z0-9.:\[\]-]{1,253}"))
+PORT = _Kind("a port number, 1-65535", _whole(1))
 LOCAL_DATETIME = _Kind(
     "a local date-time such as '2026-11-23T07:00', without offset (it is read in the shift's timezone)",
     _local_datetime,
@@ -832,6 +837,7 @@ class _Loader:
                 self.line_queues.append((node.at("queue"), queue_id, client_id))
         client = self.clients.get(client_id) if client_id is not None else None
         window = self.service_window(node, client.timezone if client is not None else None)
+        overflow = self.overflow(node, line_id, client.timezone if client is not None else None)
         raw_sources = node.peek("trunk_sources")
         if not node.has("digest") and not (isinstance(raw_sources, list) and raw_sources):
             node.problem("expected trunk_sources and/or digest: without either no call can reach this line")
@@ -847,8 +853,63 @@ class _Loader:
                 digest=digest,
                 service_window=window,
                 queue=queue_id,
+                overflow=overflow,
             )
         )
+
+    def overflow(self, line: _Node, line_id: str | None, zone: ZoneInfo | None) -> Overflow | None:
+        expected = 'a table such as { takeover = "forwarded", numbers = ["+33123456789"], weekly = [...] }'
+        node = line.table("overflow", expected, required=False)
+        if node is None:
+            return None
+        takeover = node.get("takeover", TAKEOVER)
+        weekly = self.weekly(node, required=False)
+        holidays = node.items(
+            "holidays", DATE, "a list of dates such as ['2026-12-25']", required=False, non_empty=False
+        )
+        switched_on = node.get_or("switched_on", BOOLEAN, True)
+        end_policy = node.get_or("end_policy", END_POLICY, EndPolicy.SERVE)
+        numbers = node.items(
+            "numbers", DID, "a list of the client's own numbers such as ['+33123456789']", required=False
+        )
+        registrar = self.registrar(node) if node.has("registrar") else None
+        if takeover is Takeover.FORWARDED and not numbers:
+            node.problem("forwarded calls are recognised by the client's own numbers: list them in numbers")
+        if takeover is Takeover.REGISTRATION and not node.has("registrar"):
+            node.problem("a registration takeover needs the client's registrar: add registrar = { ... }")
+        node.finish()
+        if takeover is None or zone is None or line_id is None:
+            return None
+        schedule = OverflowSchedule(zone, tuple(weekly), frozenset(day for _, day in holidays))
+        return Overflow(
+            line_id,
+            schedule,
+            takeover,
+            switched_on=switched_on,
+            end_policy=end_policy,
+            numbers=tuple(number for _, number in numbers),
+            registrar=registrar,
+        )
+
+    def registrar(self, overflow: _Node) -> Registrar | None:
+        expected = 'a table such as { host = "192.0.2.10", username = "acme-line", password = "..." }'
+        node = overflow.table("registrar", expected)
+        if node is None:
+            return None
+        host = node.get("host", HOST)
+        port = node.get_or("port", PORT, 5060)
+        username = node.get("username", DIGEST_NAME)
+        password = node.get("password", DIGEST_PASSWORD)
+        realm = node.opt("realm", DIGEST_NAME)
+        expires_s = node.get_or("expires_s", SECONDS, 300)
+        if port > 65535:
+            node.problem(f"expected a port number, 1-65535, got {port}", "port")
+        if expires_s < 60:
+            node.problem("expected 60 seconds or more: registrars refuse shorter registrations", "expires_s")
+        node.finish()
+        if host is None or username is None or password is None:
+            return None
+        return Registrar(host, port, username, password, realm, expires_s)
 
     def digest(self, line: _Node, label: str) -> DigestCredentials | None:
         node = line.table("digest", 'a table such as { username = "acme-pbx", password = "..." }', required=False)

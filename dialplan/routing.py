@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import ipaddress
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 
+from dialplan.overflow import Overflow
 from dialplan.tenant import Line, Tenant
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -31,6 +33,8 @@ class InboundCall:
     credentials: Credentials = Credentials.ABSENT
     # The line whose digest credentials the request carried, when VALID.
     authenticated_line: str | None = None
+    # Numbers the call was forwarded from (Diversion, History-Info), the original first.
+    diverted: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -73,12 +77,21 @@ def _line_admits(line: Line, call: InboundCall) -> bool:
     return call.credentials is Credentials.VALID and call.authenticated_line == line.id
 
 
-def route_inbound(tenant: Tenant, call: InboundCall, now: datetime) -> Decision:
+def route_inbound(
+    tenant: Tenant, call: InboundCall, now: datetime, overflows: Mapping[str, Overflow] | None = None
+) -> Decision:
     """Decide what to do with an INVITE.
 
     Untrusted parties learn nothing about which DIDs exist: the source is
     judged before the DID is looked up, so a scanner gets the same 403 (or
     the same challenge) for every number it tries.
+
+    A call forwarded from a client's own number (a line whose overflow takes
+    forwarded calls) belongs to that line whatever DID it was sent to, and is
+    admitted only from that line's PBX addresses. A line with an overflow
+    takes calls only while it is active: `overflows` holds each line's
+    current state (the client admin's switch, ad-hoc windows), else the
+    tenant file's.
     """
     if not _is_trusted_anywhere(tenant, call):
         if call.credentials is Credentials.INVALID:
@@ -87,9 +100,13 @@ def route_inbound(tenant: Tenant, call: InboundCall, now: datetime) -> Decision:
             return Challenge()
         return Reject(403, "Forbidden")
 
-    line = tenant.line_for_did(call.did)
+    forwarded = next((tenant.forwarded_lines[n] for n in call.diverted if n in tenant.forwarded_lines), None)
+    line = forwarded or tenant.line_for_did(call.did)
     if line is None:
         return Reject(404, "Not Found")
+    if forwarded is not None and not line.trusts(call.source):
+        # Forwarded calls come from the client's PBX and nowhere else.
+        return Reject(403, "Forbidden")
     if not _line_admits(line, call):
         if line.digest is not None and call.credentials is Credentials.ABSENT:
             return Challenge()
@@ -100,6 +117,13 @@ def route_inbound(tenant: Tenant, call: InboundCall, now: datetime) -> Decision:
         retry_after = None
         if opening is not None:
             retry_after = math.ceil((opening - now).total_seconds())
+        return Reject(480, "Temporarily Unavailable", retry_after, line.client_id, line.id)
+
+    overflow = (overflows or {}).get(line.id, line.overflow)
+    if overflow is not None and not overflow.active(now):
+        # 480 sends the client's PBX back to its own voicemail.
+        change = overflow.schedule.next_change(now) if overflow.switched_on else None
+        retry_after = math.ceil((change - now).total_seconds()) if change is not None else None
         return Reject(480, "Temporarily Unavailable", retry_after, line.client_id, line.id)
 
     return Accept(client_id=line.client_id, line_id=line.id, queue_id=tenant.queue_for_line(line).id)

@@ -73,7 +73,7 @@ def _local_midnight(day: date, zone: ZoneInfo) -> datetime:
     return _to_utc(datetime.combine(day, time()), zone)
 
 
-def _merge(intervals: list[Interval]) -> list[Interval]:
+def merge_intervals(intervals: list[Interval]) -> list[Interval]:
     merged: list[Interval] = []
     for iv in sorted(intervals, key=lambda i: i.start):
         if iv.end <= iv.start:
@@ -135,7 +135,7 @@ class WeeklyCalendar:
             for h in sorted(self.holidays)
             if first <= h <= reach
         ]
-        merged = _merge(_subtract(_merge(raw), holes))
+        merged = merge_intervals(_subtract(merge_intervals(raw), holes))
         return [iv for iv in merged if iv.end > start and iv.start < end]
 
     def occurrence_at(self, instant: datetime, horizon: timedelta = DEFAULT_HORIZON) -> Interval | None:

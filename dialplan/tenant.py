@@ -14,6 +14,7 @@ from enum import StrEnum
 from functools import cached_property
 from zoneinfo import ZoneInfo
 
+from dialplan.overflow import Overflow, Takeover
 from dialplan.queues import AgentTimers, QueueConfig, ShiftRules
 from dialplan.schedule import ServiceWindow, WeeklyCalendar
 
@@ -91,6 +92,8 @@ class Line:
     service_window: ServiceWindow = field(default_factory=lambda: ServiceWindow.always())
     # The queue its calls join; None: the client's default queue.
     queue: str | None = None
+    # When the bridge takes over the client's own line (weekend overflow); None: always ours.
+    overflow: Overflow | None = None
 
     def trusts(self, source: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
         return any(source in net for net in self.trunk_sources)
@@ -214,6 +217,16 @@ class Tenant:
         if line.client_id in queues and queues[line.client_id].client_id == line.client_id:
             return queues[line.client_id]
         return next(q for q in queues.values() if q.client_id == line.client_id)
+
+    @cached_property
+    def forwarded_lines(self) -> Mapping[str, Line]:
+        """Lines whose overflow takes calls forwarded by the client's PBX, by the client's own numbers."""
+        return {
+            number: line
+            for line in self.lines
+            if line.overflow is not None and line.overflow.takeover is Takeover.FORWARDED
+            for number in line.overflow.numbers
+        }
 
     @cached_property
     def shifts_by_agent(self) -> Mapping[str, tuple[Shift, ...]]:

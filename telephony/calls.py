@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import structlog
 
 from dialplan.clock import Clock
+from dialplan.overflow import Overflow
 from dialplan.routing import Accept, Challenge, Credentials, InboundCall, Reject, route_inbound
 from dialplan.tenant import Tenant
 from dialplan.timeline import EventKind, TimelineEvent
@@ -29,7 +30,14 @@ from telephony.dispatcher import QueuedCall
 from telephony.ipc import Body
 from telephony.sip_digest import DigestAuthority
 from telephony.sip_events import Refusal
-from telephony.sip_message import SipParseError, SipRequest, parse_name_addr, parse_request, uri_user
+from telephony.sip_message import (
+    SipParseError,
+    SipRequest,
+    diverted_from,
+    parse_name_addr,
+    parse_request,
+    uri_user,
+)
 
 log = structlog.get_logger("telephony.calls")
 
@@ -57,6 +65,10 @@ class _Session:
     queued: bool = False
     # Who ended the call when the bridge hangs up on someone's behalf (an agent).
     ended_by_hint: str | None = None
+
+
+class OverflowStates(Protocol):
+    def current(self) -> Mapping[str, Overflow]: ...
 
 
 class CallListener(Protocol):
@@ -107,6 +119,8 @@ class CallService:
         }
         self._sessions: dict[str, _Session] = {}
         self.listener: CallListener | None = None
+        # The lines' overflow states as the client admins left them; None: as in the tenant file.
+        self.overflows: OverflowStates | None = None
         self._by_leg: dict[tuple[int, int], str] = {}
         self._background: set[asyncio.Task[Any]] = set()
 
@@ -162,8 +176,9 @@ class CallService:
             authenticated_line = self.tenant.lines_by_digest_user[verdict.username].id
         decision = route_inbound(
             self.tenant,
-            InboundCall(did, source_ip, verdict.credentials, authenticated_line),
+            InboundCall(did, source_ip, verdict.credentials, authenticated_line, diverted_from(request)),
             self.clock.now(),
+            self.overflows.current() if self.overflows is not None else None,
         )
         if isinstance(decision, Challenge):
             log.info("call_challenged", did=did, source=source)

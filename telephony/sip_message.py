@@ -8,6 +8,7 @@ nothing here is interpreted beyond splitting.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass
 
@@ -28,6 +29,9 @@ MAX_HEADERS = 200
 MAX_HEADER_VALUE = 4096
 
 _URI_USER = re.compile(r"^(?:sips?|tel):(?P<user>[^@;?>]*)", re.IGNORECASE)
+
+
+_HISTORY_INDEX = re.compile(r";\s*index\s*=\s*([0-9]+(?:\.[0-9]+)*)", re.IGNORECASE)
 
 
 class SipParseError(ValueError):
@@ -104,3 +108,46 @@ def parse_name_addr(value: str) -> NameAddr:
         display = value[:lt].strip().strip('"').strip() or None
         return NameAddr(display, value[lt + 1 : gt].strip())
     return NameAddr(None, value.split(";", 1)[0].strip())
+
+
+def _split_entries(value: str) -> list[str]:
+    """Comma-separated header entries, commas inside <...> or quotes left alone."""
+    entries: list[str] = []
+    depth, quoted, start = 0, False, 0
+    for i, ch in enumerate(value):
+        if ch == '"':
+            quoted = not quoted
+        elif not quoted and ch == "<":
+            depth += 1
+        elif not quoted and ch == ">":
+            depth = max(0, depth - 1)
+        elif ch == "," and depth == 0 and not quoted:
+            entries.append(value[start:i])
+            start = i + 1
+    entries.append(value[start:])
+    return [e.strip() for e in entries if e.strip()]
+
+
+def diverted_from(request: SipRequest) -> tuple[str, ...]:
+    """The numbers this call was forwarded from, the original one first.
+
+    Diversion (RFC 5806) entries are newest first, so they are read in
+    reverse; History-Info (RFC 7044) entries are ordered by their index,
+    the original target first, and the last (this request's own target)
+    is left out. Unreadable entries are skipped: a PBX's quirks must not
+    cost the caller their call, the line's trusted sources decide.
+    """
+    found: list[str] = []
+    for value in reversed(request.header_all("diversion")):
+        for entry in reversed(_split_entries(value)):
+            with contextlib.suppress(SipParseError):
+                found.append(parse_name_addr(entry).user)
+    history: list[tuple[tuple[int, ...], str]] = []
+    for value in request.header_all("history-info"):
+        for entry in _split_entries(value):
+            with contextlib.suppress(SipParseError, ValueError):
+                index = _HISTORY_INDEX.search(entry)
+                order = tuple(int(n) for n in index.group(1).split(".")) if index else (len(history) + 1,)
+                history.append((order, parse_name_addr(entry).user))
+    found += [user for _, user in sorted(history)[:-1]]
+    return tuple(dict.fromkeys(user for user in found if user))

@@ -77,3 +77,58 @@ def test_a_trunk_calling_a_digest_line_is_asked_for_credentials() -> None:
     assert isinstance(route_inbound(tenant(digest=True), InboundCall("2002", LOCAL), MONDAY_10), Challenge)
     invalid = InboundCall("2002", LOCAL, Credentials.INVALID)
     assert route_inbound(tenant(digest=True), invalid, MONDAY_10) == Reject(403, "Forbidden")
+
+
+def overflow_tenant() -> Tenant:
+    """Globex's PBX (127.0.0.2) forwards to bridge DID 5000 at weekends; 127.0.0.1 is another trunk."""
+    from dialplan.overflow import Overflow, OverflowSchedule, Takeover
+
+    weekend = OverflowSchedule(PARIS, weekly=(WeeklySpan(4, time(18), 0, time(8)),))
+    forwarded = Overflow("globex-fwd", weekend, Takeover.FORWARDED, numbers=("+33140000000",))
+    base = tenant()
+    pbx = Line("globex-fwd", "globex", ("5000",), (ipaddress.ip_network("127.0.0.2/32"),), overflow=forwarded)
+    return Tenant("t", "T", base.clients, (*base.lines, pbx))
+
+
+PBX = ipaddress.ip_address("127.0.0.2")
+
+
+def test_a_forwarded_call_is_taken_in_window_and_refused_with_480_outside() -> None:
+    t = overflow_tenant()
+    call = InboundCall("5000", PBX, diverted=("+33140000000",))
+    assert route_inbound(t, call, SATURDAY_10) == Accept("globex", "globex-fwd", "globex")
+    # Monday 10:00: the PBX's own voicemail takes it; retry when the window opens (Friday 18:00).
+    assert route_inbound(t, call, MONDAY_10) == Reject(
+        480, "Temporarily Unavailable", 104 * 3600, "globex", "globex-fwd"
+    )
+
+
+def test_a_forwarded_call_is_recognised_by_the_diverted_number_whatever_the_did() -> None:
+    t = overflow_tenant()
+    assert route_inbound(t, InboundCall("1002", PBX, diverted=("0600", "+33140000000")), SATURDAY_10) == Accept(
+        "globex", "globex-fwd", "globex"
+    )
+
+
+def test_a_forwarded_call_from_anywhere_but_the_client_s_pbx_is_403() -> None:
+    t = overflow_tenant()
+    # 127.0.0.1 is a trusted trunk (acme's), but not globex's PBX.
+    assert route_inbound(t, InboundCall("5000", LOCAL, diverted=("+33140000000",)), SATURDAY_10) == Reject(
+        403, "Forbidden"
+    )
+    assert route_inbound(t, InboundCall("5000", STRANGER, diverted=("+33140000000",)), SATURDAY_10) == Reject(
+        403, "Forbidden"
+    )
+
+
+def test_the_client_admin_s_switch_and_takeovers_decide_over_the_tenant_file() -> None:
+    t = overflow_tenant()
+    line = next(li for li in t.lines if li.id == "globex-fwd")
+    assert line.overflow is not None
+    call = InboundCall("5000", PBX, diverted=("+33140000000",))
+    off = {"globex-fwd": line.overflow.switch(False)}
+    assert route_inbound(t, call, SATURDAY_10, off) == Reject(
+        480, "Temporarily Unavailable", None, "globex", "globex-fwd"
+    )
+    now_until_noon = {"globex-fwd": line.overflow.take_over_until(MONDAY_10, MONDAY_10.replace(hour=11))}
+    assert route_inbound(t, call, MONDAY_10, now_until_noon) == Accept("globex", "globex-fwd", "globex")

@@ -78,3 +78,19 @@ def test_header_count_is_bounded() -> None:
     text = "INVITE sip:1@h SIP/2.0\r\n" + "X-A: b\r\n" * 500 + "\r\n"
     with pytest.raises(SipParseError, match="too many headers"):
         parse_request(text)
+
+
+def test_diversion_and_history_info_give_the_forwarded_numbers_original_first() -> None:
+    from telephony.sip_message import diverted_from
+
+    request = parse_request(
+        "INVITE sip:5000@bridge SIP/2.0\r\n"
+        "Diversion: <sip:+33150000000@pbx.acme>;reason=no-answer;counter=1,\r\n"
+        " <tel:+33140000000>;reason=unconditional\r\n"
+        "History-Info: <sip:+33140000000@pbx.acme?Reason=SIP%3Bcause%3D480>;index=1,"
+        " <sip:+33160000000@pbx.acme;cause=302>;index=1.1, <sip:5000@bridge>;index=1.1.1\r\n"
+        'Diversion: "Broken <sip:\r\n'
+        "\r\n"
+    )
+    assert diverted_from(request) == ("+33140000000", "+33150000000", "+33160000000")
+    assert diverted_from(parse_request("INVITE sip:1@h SIP/2.0\r\nFrom: <sip:a@b>\r\n\r\n")) == ()
