@@ -52,7 +52,7 @@ async def _errors(
         raise
 
 
-async def _principal(request: web.Request) -> Principal:
+async def principal_of(request: web.Request) -> Principal:
     """The signed-in browser session's principal, or HTTP Basic credentials' (scripts)."""
     if SESSIONS in request.app:
         session = request.app[SESSIONS].get(request.cookies.get(COOKIE))
@@ -105,7 +105,7 @@ def _parse_int(request: web.Request, name: str, default: int, low: int, high: in
 
 
 async def list_calls(request: web.Request) -> web.Response:
-    principal = await _principal(request)
+    principal = await principal_of(request)
     ctx = request.app[CONTEXT]
     client = request.query.get("client")
     scope = principal.clients
@@ -125,7 +125,7 @@ async def list_calls(request: web.Request) -> web.Response:
 
 
 async def get_call(request: web.Request) -> web.Response:
-    principal = await _principal(request)
+    principal = await principal_of(request)
     record = await request.app[CONTEXT].records.get_call(request.match_info["call_id"])
     # Out of scope and absent look the same: ids are not to be probed.
     if record is None or not principal.may_see_client(record.client_id):
@@ -134,7 +134,7 @@ async def get_call(request: web.Request) -> web.Response:
 
 
 async def list_workers(request: web.Request) -> web.Response:
-    principal = await _principal(request)
+    principal = await principal_of(request)
     if principal.role is not Role.ADMIN:
         return _problem(403, "workers are visible to tenant admins only")
     return _json(await request.app[CONTEXT].workers())

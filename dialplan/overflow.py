@@ -154,3 +154,35 @@ class Overflow:
     def upcoming(self, now: datetime, days: int = 14) -> Iterator[Window]:
         """The windows running now or starting within `days`."""
         yield from self.schedule.windows(now, now + timedelta(days=days))
+
+
+_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def parse_day_time(text: str, *, end: bool = False) -> tuple[int, time]:
+    """'fri 18:00' -> (4, 18:00); an end may say '24:00' (midnight at the end of that day)."""
+    parts = text.strip().lower().split()
+    if len(parts) != 2 or parts[0] not in _DAYS:
+        raise ValueError(f"expected a day and a time such as 'fri 18:00', got {text!r}")
+    day = _DAYS.index(parts[0])
+    hours, sep, minutes = parts[1].partition(":")
+    if not (sep and hours.isdigit() and minutes.isdigit() and len(minutes) == 2):
+        raise ValueError(f"expected a time such as 18:00 in {text!r}")
+    h, m = int(hours), int(minutes)
+    if end and (h, m) == (24, 0):
+        return (day + 1) % 7, time(0)
+    if not (0 <= h < 24 and 0 <= m < 60):
+        raise ValueError(f"no such time of day in {text!r}")
+    return day, time(h, m)
+
+
+def span_from_text(start: str, end: str) -> WeeklySpan:
+    first, last = parse_day_time(start), parse_day_time(end, end=True)
+    return WeeklySpan(first[0], first[1], last[0], last[1])
+
+
+def span_to_text(span: WeeklySpan) -> dict[str, str]:
+    return {
+        "from": f"{_DAYS[span.start_day]} {span.start.strftime('%H:%M')}",
+        "to": f"{_DAYS[span.end_day]} {span.end.strftime('%H:%M')}",
+    }

@@ -22,6 +22,7 @@ from aiohttp import web
 from agent_client.web_agent import add_agent_routes
 from agent_client.web_app import WebContext, create_app
 from agent_client.web_auth import Authenticator
+from agent_client.web_overflow import add_overflow_routes
 from agent_client.web_sessions import SessionStore
 from agent_client.web_supervisor import add_supervisor_routes
 from config.settings import Settings
@@ -29,6 +30,7 @@ from dialplan.clock import SystemClock
 from dialplan.tenant import Tenant
 from store.db import create_engine, migrate, ping
 from store.live_state import LiveState, open_live_state
+from store.overflow_settings import OverflowSettings
 from store.records import CallRecords
 from telephony.calls import CallService, ClientMedia
 from telephony.dispatcher import Dispatcher, DispatcherSettings
@@ -36,6 +38,7 @@ from telephony.ipc import Body
 from telephony.kamailio_front import DEFAULT_TEMPLATE, FrontWorker, KamailioFront
 from telephony.loop_watch import log_loop_stalls
 from telephony.media_assets import SpeechCache, ensure_hold_music, ensure_telephony_wav, greeting_for
+from telephony.overflow_control import OverflowControl
 from telephony.pool import WorkerPool
 from telephony.sip_digest import DigestAuthority
 from telephony.sip_events import AdapterSettings
@@ -153,6 +156,8 @@ class Control:
                 live = await open_live_state(s.redis_url, s.redis_prefix)
             stack.push_async_callback(live.close)
             media = await asyncio.to_thread(prepare_media, self.tenant, s)
+            overflow = OverflowControl(tenant=self.tenant, store=OverflowSettings(engine), clock=self.clock)
+            await overflow.start()
             calls = CallService(
                 tenant=self.tenant,
                 records=records,
@@ -164,6 +169,7 @@ class Control:
                 front=(s.sip_host, s.sip_port) if s.workers > 1 else None,
                 retry_after_s=RETRY_AFTER_S,
             )
+            calls.overflows = overflow
             stack.push_async_callback(self._close_calls, calls)
             if dropped := await calls.forget_queued_before_restart():
                 log.warning("queue_entries_dropped", count=dropped, why="their calls ended with the last run")
@@ -210,6 +216,7 @@ class Control:
                     lambda: _worker_stats(pool),
                     dispatcher,
                     supervision,
+                    overflow,
                 )
             stack.push_async_callback(runner.cleanup)
             heartbeat = asyncio.create_task(self._heartbeat(calls))
@@ -277,12 +284,19 @@ class Control:
         self._stop.set()
 
     async def _start_web(
-        self, records: CallRecords, health: Any, workers: Any, desk: Dispatcher, supervision: Supervision
+        self,
+        records: CallRecords,
+        health: Any,
+        workers: Any,
+        desk: Dispatcher,
+        supervision: Supervision,
+        overflow: OverflowControl,
     ) -> web.AppRunner:
         authenticator = Authenticator(self.tenant)
         app = create_app(WebContext(records, authenticator, health, workers))
         add_agent_routes(app, sessions=SessionStore(), authenticator=authenticator, desk=desk)
         add_supervisor_routes(app, supervision=supervision)
+        add_overflow_routes(app, overflow)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
         site = web.TCPSite(runner, self.settings.http_host, self.settings.http_port, reuse_address=True)

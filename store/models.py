@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Double, ForeignKey, Index, Integer, MetaData, String, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, Double, ForeignKey, Index, Integer, MetaData, String, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from store.column_types import UTCDateTime, big_serial, json_document
@@ -74,6 +74,37 @@ class CallEventRow(Base):
     at: Mapped[datetime] = mapped_column()
     mono: Mapped[float] = mapped_column(Double)
     data: Mapped[dict[str, Any]] = mapped_column()
+
+
+class OverflowSettingRow(Base):
+    """A line's overflow as its client admin left it: the switch, the schedule, the takeovers."""
+
+    __tablename__ = "overflow_settings"
+
+    line_id: Mapped[str] = mapped_column(String, primary_key=True)
+    switched_on: Mapped[bool] = mapped_column(Boolean)
+    # {"weekly": [[start_day, "HH:MM", end_day, "HH:MM"]], "holidays": ["YYYY-MM-DD"],
+    #  "adhoc": [["start ISO", "end ISO"]], "end_policy": "serve" | "return"}
+    settings: Mapped[dict[str, Any]] = mapped_column()
+    updated_at: Mapped[datetime] = mapped_column()
+    updated_by: Mapped[str] = mapped_column(String)
+
+
+class OverflowAuditRow(Base):
+    """Who changed a line's overflow, when, and from what to what."""
+
+    __tablename__ = "overflow_audit"
+    __table_args__ = (Index(None, "client_id", "at"),)
+
+    id: Mapped[int] = mapped_column(big_serial(), primary_key=True, autoincrement=True)
+    line_id: Mapped[str] = mapped_column(String)
+    client_id: Mapped[str] = mapped_column(String)
+    actor: Mapped[str] = mapped_column(String)
+    at: Mapped[datetime] = mapped_column()
+    # switch | schedule | takeover | end_policy
+    change: Mapped[str] = mapped_column(String)
+    old: Mapped[dict[str, Any]] = mapped_column()
+    new: Mapped[dict[str, Any]] = mapped_column()
 
 
 metadata = Base.metadata
