@@ -40,6 +40,7 @@ from telephony.loop_watch import log_loop_stalls
 from telephony.media_assets import SpeechCache, ensure_hold_music, ensure_telephony_wav, greeting_for
 from telephony.overflow_control import OverflowControl
 from telephony.pool import WorkerPool
+from telephony.registration import Registrations
 from telephony.sip_digest import DigestAuthority
 from telephony.sip_events import AdapterSettings
 from telephony.supervision import Supervision
@@ -99,11 +100,16 @@ class _PoolEvents:
     def __init__(self, calls: CallService) -> None:
         self.calls = calls
         self.front: KamailioFront | None = None
+        self.registrations: Registrations | None = None
 
     async def on_invite(self, worker: int, body: Body) -> Body:
         return await self.calls.on_invite(worker, body)
 
     def on_worker_event(self, worker: int, kind: str, body: Body) -> None:
+        if kind == "registration":
+            if self.registrations is not None:
+                self.registrations.on_event(body)
+            return
         self.calls.on_worker_event(worker, kind, body)
 
     async def on_worker_lost(self, worker: int) -> None:
@@ -115,6 +121,8 @@ class _PoolEvents:
         await self.calls.on_worker_lost(worker)
 
     async def on_worker_ready(self, worker: int, generation: int) -> None:
+        if self.registrations is not None:
+            self.registrations.on_worker_ready(worker)
         if self.front is not None and generation > 1:
             try:
                 await self.front.worker_replaced(worker)
@@ -207,6 +215,10 @@ class Control:
             stack.push_async_callback(supervision.stop)
             async with _starting("SIP workers"):
                 await pool.start()
+            registrations = Registrations(overflow=overflow, workers=pool, clock=self.clock)
+            events.registrations = registrations
+            registrations.start()
+            stack.push_async_callback(registrations.stop)
             front = await self._start_front(configs, calls, stack) if s.workers > 1 else None
             events.front = front
             async with _starting(f"HTTP on {s.http_host}:{s.http_port}"):

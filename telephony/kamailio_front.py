@@ -168,7 +168,9 @@ _PLACEHOLDER = r"""
 """
 
 
-class _CfgTemplate(string.Template):
+class KamailioTemplate(string.Template):
+    """Only ${name} is ours: every bare $name in a Kamailio config is one of its pseudo-variables."""
+
     pattern = _PLACEHOLDER  # type: ignore[assignment]  # Template compiles the string itself
 
 
@@ -256,7 +258,7 @@ class KamailioFront:
         return f"w{index}g{self._generation[index]}"
 
     def render_config(self) -> str:
-        template = _CfgTemplate(self._template_path.read_text())
+        template = KamailioTemplate(self._template_path.read_text())
         values = self._template_values()
         missing = set(template.get_identifiers()) - set(values)
         if missing:

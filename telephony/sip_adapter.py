@@ -43,6 +43,8 @@ from telephony.sip_events import (
     LegState,
     PlaybackStarted,
     PlayPlan,
+    RegistrationChanged,
+    RegistrationSpec,
 )
 
 T = TypeVar("T")
@@ -233,6 +235,17 @@ class _Account(pj.Account):  # type: ignore[misc]
         self.adapter._guard(self.adapter._on_incoming_call, self, prm)
 
 
+class _RegAccount(_Account):
+    """The bridge registered as a client's line; calls the registrar sends to it are taken as any other."""
+
+    def __init__(self, adapter: SipAdapter, key: str) -> None:
+        super().__init__(adapter)
+        self.key = key
+
+    def onRegState(self, prm: Any) -> None:
+        self.adapter._guard(self.adapter._on_reg_state, self, prm)
+
+
 class _Endpoint(pj.Endpoint):  # type: ignore[misc]
     def __init__(self, adapter: SipAdapter) -> None:
         super().__init__()
@@ -383,6 +396,9 @@ class SipAdapter:
         # Everything below is touched only on the pjsua thread.
         self._ep: _Endpoint | None = None
         self._account: _Account | None = None
+        # Registration takeovers by key (a line id). Kept after unregistering: a call that
+        # came in through one may still be up, and a later takeover re-registers the same.
+        self._registrations: dict[str, _RegAccount] = {}
         self._log_writer: _LogWriter | None = None
         self._legs: dict[int, _Leg] = {}
         self._music: dict[Path, pj.AudioMediaPlayer] = {}
@@ -476,6 +492,15 @@ class SipAdapter:
         change of connections in the conference bridge: nothing is renegotiated.
         """
         await self._run(lambda: self._supervise(key, agent_key, mode))
+
+    async def register(self, spec: RegistrationSpec) -> None:
+        """Register with the client's registrar (re-registering before expiry is pjsua's job);
+        the outcome arrives as RegistrationChanged events."""
+        await self._run(lambda: self._register(spec))
+
+    async def unregister(self, key: str) -> bool:
+        """REGISTER with Expires: 0; calls that came in through the registration carry on. False: none."""
+        return await self._run(lambda: self._unregister(key))
 
     async def detach_agent(self, key: str) -> bool:
         """Return the port to the pool; a caller still there goes back to music. False if already gone."""
@@ -574,6 +599,7 @@ class SipAdapter:
         account = _Account(self)
         account.create(acfg, True)
         self._account = account
+        self._media_config = acfg.mediaConfig
         log.info("sip_started", host=s.sip_host, port=s.sip_port, capacity=s.capacity)
 
     def _poll_until_stopped(self) -> None:
@@ -609,8 +635,12 @@ class SipAdapter:
             return
         with contextlib.suppress(Exception):
             ep.hangupAllCalls()
+            # Unregister too: once the bridge is gone, the client's own phones must get the calls.
+            for account in self._registrations.values():
+                with contextlib.suppress(pj.Error):
+                    account.setRegistration(False)
             deadline = time.monotonic() + 2.0
-            while self._legs and time.monotonic() < deadline:
+            while (self._legs or self._registering()) and time.monotonic() < deadline:
                 ep.libHandleEvents(POLL_MS)
         with contextlib.suppress(Exception):
             ep.audDevManager().setNoDev()
@@ -622,6 +652,7 @@ class SipAdapter:
         self._legs.clear()
         self._music.clear()
         self._graveyard.clear()
+        self._registrations.clear()
         self._account = None
         while not self._commands.empty():
             _, fut = self._commands.get_nowait()
@@ -990,6 +1021,55 @@ class SipAdapter:
                 use.port.stopTransmit(caller)
         else:
             use.port.startTransmit(caller)
+
+    def _register(self, spec: RegistrationSpec) -> None:
+        account = self._registrations.get(spec.key)
+        if account is not None:
+            account.setRegistration(True)
+            return
+        acfg = pj.AccountConfig()
+        acfg.idUri = spec.aor
+        acfg.regConfig.registrarUri = spec.registrar_uri
+        acfg.regConfig.timeoutSec = spec.expires_s
+        # Failures are retried by the control process, with backoff: pjsua's own retry would
+        # hammer a registrar that refuses our credentials every few seconds.
+        acfg.regConfig.retryIntervalSec = 0
+        acfg.regConfig.registerOnAdd = True
+        acfg.sipConfig.authCreds.append(pj.AuthCredInfo("digest", spec.realm or "*", spec.username, 0, spec.password))
+        acfg.mediaConfig = self._media_config
+        account = _RegAccount(self, spec.key)
+        account.create(acfg, False)
+        self._registrations[spec.key] = account
+
+    def _unregister(self, key: str) -> bool:
+        account = self._registrations.get(key)
+        if account is None:
+            return False
+        with contextlib.suppress(pj.Error):
+            account.setRegistration(False)
+        return True
+
+    def _registering(self) -> bool:
+        """Whether an unregistration is still waiting for the registrar's answer."""
+        for account in self._registrations.values():
+            with contextlib.suppress(pj.Error):
+                if account.getInfo().regIsActive:
+                    return True
+        return False
+
+    def _on_reg_state(self, account: _RegAccount, prm: Any) -> None:
+        info = account.getInfo()
+        self._post(
+            RegistrationChanged(
+                account.key,
+                bool(info.regIsActive),
+                int(prm.code),
+                str(prm.reason),
+                int(info.regExpiresSec) if info.regIsActive else 0,
+                time.monotonic(),
+                time.time(),
+            )
+        )
 
     def _supervise(self, key: str, agent_key: str, mode: str) -> None:
         if mode not in SUPERVISION_MODES:

@@ -81,7 +81,32 @@ class PlaybackStarted:
     at_wall: float
 
 
-AdapterEvent = InviteReceived | InviteRefused | LegChanged | PlaybackStarted
+@dataclass(frozen=True)
+class RegistrationSpec:
+    """Register as a client's line with its registrar (a registration takeover)."""
+
+    key: str
+    registrar_uri: str
+    aor: str
+    username: str
+    password: str = field(repr=False)
+    realm: str | None = None
+    expires_s: int = 300
+
+
+@dataclass(frozen=True)
+class RegistrationChanged:
+    key: str
+    registered: bool
+    # The registrar's last answer (200, 401, 403, 408 for no answer, 423...), and its reason phrase.
+    status: int
+    reason: str
+    expires_s: int
+    at_mono: float
+    at_wall: float
+
+
+AdapterEvent = InviteReceived | InviteRefused | LegChanged | PlaybackStarted | RegistrationChanged
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,8 @@ from telephony.sip_events import (
     LegState,
     PlaybackStarted,
     PlayPlan,
+    RegistrationChanged,
+    RegistrationSpec,
 )
 
 if TYPE_CHECKING:
@@ -302,6 +304,22 @@ class Worker:
         rtc.set_media(supervising=mode)
         return {}
 
+    async def _register(self, body: Body) -> Body:
+        spec = RegistrationSpec(
+            key=str(body["key"]),
+            registrar_uri=str(body["registrar_uri"]),
+            aor=str(body["aor"]),
+            username=str(body["username"]),
+            password=str(body["password"]),
+            realm=None if body.get("realm") is None else str(body["realm"]),
+            expires_s=int(body.get("expires_s", 300)),
+        )
+        await self.adapter.register(spec)
+        return {}
+
+    async def _unregister(self, body: Body) -> Body:
+        return {"unregistering": await self.adapter.unregister(str(body["key"]))}
+
     async def _hold(self, body: Body) -> Body:
         rtc = self._rtc_leg(body)
         on = bool(body["on"])
@@ -345,6 +363,8 @@ class Worker:
         "announce": _announce,
         "whisper": _whisper,
         "supervise": _supervise,
+        "register": _register,
+        "unregister": _unregister,
     }
 
     async def _close_rtc(self, rtc_id: str) -> bool:
@@ -398,6 +418,8 @@ class Worker:
             call_id = self._calls.get(event.leg)
             if call_id is not None:
                 self._notify("playback", {**asdict(event), "call_id": call_id})
+        elif isinstance(event, RegistrationChanged):
+            self._notify("registration", asdict(event))
 
     def _on_leg_changed(self, event: LegChanged) -> None:
         call_id = self._calls.get(event.leg)

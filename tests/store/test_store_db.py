@@ -21,6 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 # The newest migration: every run of `migrate` ends there.
 HEAD = "0002"
 
+
 def test_urls_take_the_async_drivers() -> None:
     assert str(async_url("sqlite:///var/h.db")) == "sqlite+aiosqlite:///var/h.db"
     assert str(async_url("sqlite:////abs/h.db")) == "sqlite+aiosqlite:////abs/h.db"

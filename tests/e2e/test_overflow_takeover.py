@@ -1,0 +1,237 @@
+"""Registration takeover end to end, with the client's own registrar played by a real Kamailio.
+
+The client keeps its registrar and its phone (a sipp UAS). While the bridge's
+overflow window is active the bridge registers as the client's line, so the
+registrar sends the line's calls to our queue; when the client admin
+switches overflow off the bridge unregisters and the calls go back to the
+client's phone, while the call in progress carries on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import aiohttp
+import pytest
+from playwright.async_api import Playwright, async_playwright
+
+from audio import AGENT_HZ, CALLER_HZ, read_wav, tone_present, write_tone_wav
+from harness.bridge import BridgeProcess
+from harness.registrar import client_registrar
+from harness.softphone import answer_call, go_available, launch, signed_in
+from harness.tenants import TENANTS
+from peers.peer_process import start_caller
+from peers.ports import free_udp_port
+from peers.require import require_program
+from peers.sipp import run_sipp, write_scenario
+
+pytestmark = [pytest.mark.peers]
+
+LINE = "0140000000"
+HASH = "$argon2id$v=19$m=65536,t=3,p=4$evHPEdnDksQN//VzfmSbzw$02ZtIsxcCKJSfkV9gp9xgvL+8mxQnRbJteVAiNE2Fw0"
+# The client's own phone: answers, waits for the BYE.
+PHONE = """<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="client phone">
+  <recv request="INVITE"/>
+  <send><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]phone[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+[last_Record-Route:]
+Contact: <sip:phone@[local_ip]:[local_port]>
+Content-Type: application/sdp
+Content-Length: [len]
+
+v=0
+o=phone 1 1 IN IP4 [local_ip]
+s=-
+c=IN IP4 [local_ip]
+t=0 0
+m=audio [media_port] RTP/AVP 0
+a=rtpmap:0 PCMU/8000
+]]></send>
+  <recv request="ACK"/>
+  <recv request="BYE"/>
+  <send><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+]]></send>
+</scenario>
+"""
+
+
+@pytest.fixture(autouse=True)
+def _programs() -> None:
+    require_program("chromium")
+    require_program("kamailio")
+    require_program("sipp")
+
+
+@pytest.fixture
+async def playwright() -> AsyncIterator[Playwright]:
+    async with async_playwright() as running:
+        yield running
+
+
+def tenant(tmp_path: Path, registrar_port: int, password: str) -> Path:
+    path = tmp_path / "takeover.toml"
+    path.write_text(
+        (TENANTS / "softphone.toml").read_text()
+        + f"""
+[[lines]]
+id = "acme-takeover"
+client = "acme"
+dids = ["{LINE}"]
+trunk_sources = ["127.0.0.1/32"]
+
+[lines.overflow]
+takeover = "registration"
+registrar = {{ host = "127.0.0.1", port = {registrar_port}, username = "{LINE}", password = "{password}", expires_s = 120 }}
+
+[[client_admins]]
+login = "acme-admin"
+name = "Acme admin"
+password_hash = "{HASH}"
+client = "acme"
+"""
+    )
+    return path
+
+
+async def admin(bridge: BridgeProcess, method: str, path: str, body: object | None = None) -> dict[str, object]:
+    auth = {"Authorization": "Basic " + base64.b64encode(b"acme-admin:alice-demo").decode()}
+    async with (
+        aiohttp.ClientSession(headers=auth) as http,
+        http.request(method, bridge.http(path), json=body) as response,
+    ):
+        assert response.status == 200, await response.text()
+        return dict(await response.json())
+
+
+async def line_status(bridge: BridgeProcess) -> dict[str, object]:
+    view = await admin(bridge, "GET", "/api/overflow/lines/acme-takeover")
+    return dict(view["registration"])  # type: ignore[arg-type]
+
+
+async def test_the_bridge_takes_over_the_line_by_registering_and_gives_it_back(
+    playwright: Playwright, tmp_path: Path
+) -> None:
+    mic = await asyncio.to_thread(write_tone_wav, tmp_path / "agent.wav", AGENT_HZ, 90.0, rate=48000)
+    tone = await asyncio.to_thread(write_tone_wav, tmp_path / "caller.wav", CALLER_HZ, 90.0)
+    phone_port = free_udp_port()
+    async with client_registrar(
+        tmp_path / "registrar", password="s3cret", phone_uri=f"sip:phone@127.0.0.1:{phone_port}"
+    ) as registrar:
+        phone = asyncio.create_task(
+            run_sipp(
+                write_scenario(tmp_path / "phone.xml", PHONE),
+                "",
+                workdir=tmp_path / "phone",
+                uas=True,
+                local_port=phone_port,
+                calls=1,
+                timeout_s=120,
+            )
+        )
+        async with BridgeProcess.configured(tmp_path, tenant=tenant(tmp_path, registrar.port, "s3cret")) as bridge:
+            await bridge.wait_ready()
+            assert not registrar.registers(), "no window: no registration"
+            browser = await launch(playwright, mic)
+            try:
+                alice = await signed_in(browser, bridge, "alice", "alice-demo")
+                await go_available(alice)
+
+                # The client admin takes over now: the bridge registers within 2 s.
+                asked = time.monotonic()
+                until = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+                view = await admin(bridge, "POST", "/api/overflow/lines/acme-takeover/takeover", {"until": until})
+                assert view["active"] is True
+                saved = await registrar.wait_for("REGISTRAR: saved", after=asked, timeout=5)
+                registered_in = saved - asked
+                for _ in range(20):
+                    if (await line_status(bridge))["registered"]:
+                        break
+                    await asyncio.sleep(0.1)
+                assert (await line_status(bridge))["registered"] is True
+
+                # A call for the client's number reaches our queue through the client's registrar.
+                caller = await start_caller(
+                    registrar.uri(LINE), play=tone, record=tmp_path / "heard.wav", max_seconds=60
+                )
+                async with caller:
+                    media_t0 = float((await caller.wait_for("media_active", timeout=15))["t"])
+                    await answer_call(alice, "Acme Furniture")
+                    await asyncio.sleep(2.0)
+                    # Overflow off mid-call: the bridge unregisters within 2 s; the call goes on.
+                    switched = time.monotonic()
+                    await admin(bridge, "POST", "/api/overflow/lines/acme-takeover/switch", {"on": False})
+                    unregistered = await registrar.wait_for("expires=0", after=switched, timeout=5)
+                    await asyncio.sleep(3.0)
+                    after_switch = (unregistered - media_t0 + 0.5, time.monotonic() - media_t0 - 0.2)
+                    await alice.get_by_test_id("hangup").click()
+                    result = await caller.wait(timeout=15)
+
+                # The next call reaches the client's own phone.
+                second = await start_caller(registrar.uri(LINE), hangup_after=2.0, max_seconds=30)
+                async with second:
+                    done = await second.wait_for("done", timeout=20)
+                phone_result = await asyncio.wait_for(phone, 30)
+                status = await line_status(bridge)
+                records = await bridge.wait_for_calls(lambda cs: len(cs) == 1 and cs[0]["outcome"])
+            finally:
+                await browser.close()
+
+    print(
+        f"\nregistered {registered_in * 1000:.0f} ms after the takeover; unregistered"
+        f" {(unregistered - switched) * 1000:.0f} ms after the switch"
+    )
+    assert registered_in < 2.0
+    assert unregistered - switched < 2.0
+    assert status["registered"] is False
+    assert (records[0]["answered_by"], records[0]["line_id"], records[0]["outcome"]) == (
+        "alice",
+        "acme-takeover",
+        "answered",
+    )
+    assert any("to the client's own phone" in line for _, line in registrar.lines)
+    assert done["ok"], done
+    assert phone_result.ok, phone_result
+    assert result.recording is not None
+    samples, rate = read_wav(result.recording)
+    talk = samples[int(after_switch[0] * rate) : int(after_switch[1] * rate)]
+    assert tone_present(talk, rate, AGENT_HZ), "after the switch, the call in progress still has its audio"
+
+
+async def test_wrong_credentials_show_the_error_and_do_not_storm_the_registrar(tmp_path: Path) -> None:
+    async with (
+        client_registrar(tmp_path / "registrar", password="right", phone_uri="sip:phone@127.0.0.1:9") as registrar,
+        BridgeProcess.configured(tmp_path, tenant=tenant(tmp_path, registrar.port, "wrong")) as bridge,
+    ):
+        await bridge.wait_ready()
+        until = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+        await admin(bridge, "POST", "/api/overflow/lines/acme-takeover/takeover", {"until": until})
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not (await line_status(bridge))["last_error"]:
+            await asyncio.sleep(0.2)
+        status = await line_status(bridge)
+        await asyncio.sleep(5.0)
+        registers = registrar.registers()
+    assert status["last_error"] == "The registrar refused the credentials."
+    assert status["registered"] is False
+    assert not registrar.saved()
+    # One attempt: the bare REGISTER and the one with the (wrong) credentials; the retry waits 30 s.
+    assert 1 <= len(registers) <= 2, registers
