@@ -119,7 +119,8 @@ async def root(request: web.Request) -> web.StreamResponse:
     session = session_of(request)
     if session is None:
         raise web.HTTPFound("/login")
-    raise web.HTTPFound("/supervisor" if session.principal.role is Role.SUPERVISOR else "/agent")
+    homes = {Role.SUPERVISOR: "/supervisor", Role.CLIENT_ADMIN: "/client"}
+    raise web.HTTPFound(homes.get(session.principal.role, "/agent"))
 
 
 _SOCKETS = web.AppKey("sockets", dict)

@@ -14,6 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
+from agent_client.web_agent import STATIC_DIR, session_of
 from agent_client.web_app import principal_of
 from agent_client.web_auth import Principal, Role
 from telephony.overflow_control import OverflowControl, OverflowRefused
@@ -125,8 +126,18 @@ async def audit(request: web.Request) -> web.StreamResponse:
     return _json({"changes": [change.to_json() for change in changes]})
 
 
+async def page(request: web.Request) -> web.StreamResponse:
+    session = session_of(request)
+    if session is None:
+        raise web.HTTPFound("/login")
+    if session.principal.role not in (Role.CLIENT_ADMIN, Role.ADMIN):
+        raise web.HTTPForbidden(text="This page is for client admins.")
+    return web.FileResponse(STATIC_DIR / "client.html", headers={"Cache-Control": "no-store"})
+
+
 def add_overflow_routes(app: web.Application, control: OverflowControl) -> None:
     app[OVERFLOW] = control
+    app.router.add_get("/client", page)
     app.router.add_get("/api/overflow/lines", list_lines)
     app.router.add_get("/api/overflow/lines/{line}", get_line)
     app.router.add_post("/api/overflow/lines/{line}/switch", switch)

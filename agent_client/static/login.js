@@ -57,9 +57,9 @@ async function signIn(event) {
   submit.textContent = 'Sign in';
 }
 
-// Supervisors land on the wallboard; everyone else on the softphone.
+// Supervisors land on the wallboard, client admins on their overflow page, agents on the softphone.
 function homeOf(me) {
-  return me.role === 'supervisor' ? '/supervisor' : '/agent';
+  return { supervisor: '/supervisor', client_admin: '/client' }[me.role] ?? '/agent';
 }
 
 async function skipIfSignedIn() {

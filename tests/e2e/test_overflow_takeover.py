@@ -18,7 +18,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from playwright.async_api import Playwright, async_playwright
+from playwright.async_api import Browser, Page, Playwright, async_playwright, expect
 
 from audio import AGENT_HZ, CALLER_HZ, read_wav, tone_present, write_tone_wav
 from harness.bridge import BridgeProcess
@@ -107,6 +107,12 @@ login = "acme-admin"
 name = "Acme admin"
 password_hash = "{HASH}"
 client = "acme"
+
+[[client_admins]]
+login = "globex-admin"
+name = "Globex admin"
+password_hash = "{HASH}"
+client = "globex"
 """
     )
     return path
@@ -216,22 +222,56 @@ async def test_the_bridge_takes_over_the_line_by_registering_and_gives_it_back(
     assert tone_present(talk, rate, AGENT_HZ), "after the switch, the call in progress still has its audio"
 
 
-async def test_wrong_credentials_show_the_error_and_do_not_storm_the_registrar(tmp_path: Path) -> None:
+async def test_wrong_credentials_show_the_error_and_do_not_storm_the_registrar(
+    playwright: Playwright, tmp_path: Path
+) -> None:
+    mic = await asyncio.to_thread(write_tone_wav, tmp_path / "mic.wav", AGENT_HZ, 5.0, rate=48000)
     async with (
         client_registrar(tmp_path / "registrar", password="right", phone_uri="sip:phone@127.0.0.1:9") as registrar,
         BridgeProcess.configured(tmp_path, tenant=tenant(tmp_path, registrar.port, "wrong")) as bridge,
     ):
         await bridge.wait_ready()
-        until = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
-        await admin(bridge, "POST", "/api/overflow/lines/acme-takeover/takeover", {"until": until})
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and not (await line_status(bridge))["last_error"]:
-            await asyncio.sleep(0.2)
-        status = await line_status(bridge)
-        await asyncio.sleep(5.0)
-        registers = registrar.registers()
+        browser = await launch(playwright, mic)
+        try:
+            page = await signed_in_as(browser, bridge, "acme-admin")
+            # The admin takes over from the page.
+            until = (datetime.now() + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M")
+            await page.get_by_test_id("takeover-until-acme-takeover").fill(until)
+            await page.get_by_test_id("takeover-acme-takeover").click()
+            await expect(page.get_by_test_id("overflow-active-acme-takeover")).to_have_text(
+                "The bridge is taking this line now."
+            )
+            await expect(page.get_by_test_id("registration-error-acme-takeover")).to_contain_text(
+                "The registrar refused the credentials.", timeout=10_000
+            )
+            await expect(page.get_by_test_id("registration-acme-takeover")).to_have_text("Not registered.")
+            status = await line_status(bridge)
+            await asyncio.sleep(5.0)
+            registers = registrar.registers()
+            # Another client's admin sees none of it, on the page or through the API.
+            other = await signed_in_as(browser, bridge, "globex-admin")
+            await expect(other.get_by_test_id("lines-empty")).to_be_visible()
+            assert await other.get_by_test_id("line-acme-takeover").count() == 0
+            refused = await other.evaluate(
+                "fetch('/api/overflow/lines/acme-takeover/switch', {method: 'POST', credentials: 'same-origin',"
+                " headers: {'Content-Type': 'application/json'}, body: '{\"on\": false}'}).then(r => r.status)"
+            )
+            assert refused == 404
+        finally:
+            await browser.close()
     assert status["last_error"] == "The registrar refused the credentials."
     assert status["registered"] is False
     assert not registrar.saved()
     # One attempt: the bare REGISTER and the one with the (wrong) credentials; the retry waits 30 s.
     assert 1 <= len(registers) <= 2, registers
+
+
+async def signed_in_as(browser: Browser, bridge: BridgeProcess, login: str) -> Page:
+    context = await browser.new_context()
+    page = await context.new_page()
+    await page.goto(bridge.http("/login"))
+    await page.get_by_test_id("login-user").fill(login)
+    await page.get_by_test_id("login-password").fill("alice-demo")
+    await page.get_by_test_id("login-submit").click()
+    await page.wait_for_url("**/client")
+    return page
