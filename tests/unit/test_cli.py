@@ -33,7 +33,7 @@ def hotline(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
 def test_check_config_accepts_the_demo_tenant() -> None:
     result = hotline("check-config", str(REPO / "config" / "demo.toml"))
     assert result.returncode == 0
-    assert result.stdout.endswith("ok: tenant 'demo', 2 clients, 3 lines, 2 agents, 2 shifts\n")
+    assert result.stdout.endswith("ok: tenant 'demo', 2 clients, 4 lines, 2 agents, 2 shifts\n")
 
 
 def test_check_config_prints_every_problem_and_exits_2() -> None:

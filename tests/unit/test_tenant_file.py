@@ -188,6 +188,11 @@ def test_documented_example_is_valid(tmp_path: Path) -> None:
     tenant = load_tenant_text(text, "example.toml", tmp_path)
     assert tenant.line_for_did("+33140000000") is not None
     assert tenant.clients["globex"].greeting.wav == str(tmp_path.resolve() / "greetings" / "globex.wav")
+    assert tenant.forwarded_lines["+33140000099"].id == "acme-weekend"
+    registered = next(line for line in tenant.lines if line.id == "acme-registered")
+    assert registered.overflow is not None
+    assert registered.overflow.registrar is not None
+    assert registered.overflow.registrar.uri == "sip:198.51.100.8:5060"
 
 
 def test_relative_wav_paths_default_to_the_current_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -1153,4 +1158,31 @@ def test_shift_rules_are_optional_and_checked() -> None:
         "tenants.toml: shift_rules.no_show_after_s: expected a whole number of seconds, 0 or more, got integer -1",
         "tenants.toml: shift_rules.last_offer_before_end: unknown key; expected one of: last_offer_before_end_s, "
         "no_show_after_s",
+    ]
+
+
+def test_overflow_problems_are_reported_exactly() -> None:
+    bad = """
+[[lines]]
+id = "fwd"
+client = "acme"
+dids = ["5001"]
+trunk_sources = ["127.0.0.2/32"]
+overflow = { takeover = "forwarded", end_policy = "later" }
+
+[[lines]]
+id = "reg"
+client = "acme"
+dids = ["5002"]
+trunk_sources = ["127.0.0.3/32"]
+overflow = { takeover = "register", registrar = { host = "127.0.0.3", port = 70000, username = "x", password = "p", expires_s = 30 } }
+"""
+    assert problems(BASE + bad) == [
+        "tenants.toml: lines[1].overflow.end_policy: expected one of: serve, return, got 'later'",
+        "tenants.toml: lines[1].overflow: forwarded calls are recognised by the client's own numbers: "
+        "list them in numbers",
+        "tenants.toml: lines[2].overflow.takeover: expected one of: registration, forwarded, got 'register'",
+        "tenants.toml: lines[2].overflow.registrar.port: expected a port number, 1-65535, got 70000",
+        "tenants.toml: lines[2].overflow.registrar.expires_s: expected 60 seconds or more: "
+        "registrars refuse shorter registrations",
     ]

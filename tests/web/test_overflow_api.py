@@ -26,17 +26,7 @@ from telephony.overflow_control import OverflowControl
 TUESDAY_NOON = datetime(2026, 11, 24, 11, tzinfo=UTC)  # 12:00 in Paris: no weekend window
 HASH = "$argon2id$v=19$m=65536,t=3,p=4$evHPEdnDksQN//VzfmSbzw$02ZtIsxcCKJSfkV9gp9xgvL+8mxQnRbJteVAiNE2Fw0"
 EXTRA = f"""
-[[lines]]
-id = "acme-weekend"
-client = "acme"
-dids = ["5001"]
-trunk_sources = ["127.0.0.2/32"]
-
-[lines.overflow]
-takeover = "forwarded"
-numbers = ["+33140000000"]
-weekly = [{{ from = "fri 18:00", to = "mon 08:00" }}]
-
+# config/demo.toml has acme-weekend (forwarded from +33140000099 by 127.0.0.1).
 [[lines]]
 id = "globex-weekend"
 client = "globex"
@@ -116,7 +106,7 @@ async def test_a_client_admin_sees_and_changes_only_their_own_lines(floor: Floor
 
 async def test_changes_are_audited_durable_and_decide_admission(floor: Floor) -> None:
     http = floor.http
-    pbx_call = InboundCall("5001", ipaddress.ip_address("127.0.0.2"), diverted=("+33140000000",))
+    pbx_call = InboundCall("5001", ipaddress.ip_address("127.0.0.1"), diverted=("+33140000099",))
     tenant = floor.control.tenant
     assert isinstance(route_inbound(tenant, pbx_call, TUESDAY_NOON, floor.control.current()), Reject)
 
