@@ -491,6 +491,9 @@ TAKEOVER = _string_kind(f"one of: {', '.join(t.value for t in Takeover)}", _memb
 END_POLICY = _string_kind(f"one of: {', '.join(p.value for p in EndPolicy)}", _member(EndPolicy))
 HOST = _string_kind("a host name or IP address such as '192.0.2.10'", _matching(r"[A-Za-z0-9.:\[\]-]{1,253}"))
 PORT = _Kind("a port number, 1-65535", _whole(1))
+SIP_URI = _string_kind(
+    "a SIP URI such as 'sip:+33140000000@pbx.example.com'", _matching(r"(sips?|tel):[^\s<>\"]{1,250}")
+)
 LOCAL_DATETIME = _Kind(
     "a local date-time such as '2026-11-23T07:00', without offset (it is read in the shift's timezone)",
     _local_datetime,
@@ -873,6 +876,9 @@ class _Loader:
             "numbers", DID, "a list of the client's own numbers such as ['+33123456789']", required=False
         )
         registrar = self.registrar(node) if node.has("registrar") else None
+        return_to = node.opt("return_to", SIP_URI)
+        if end_policy is EndPolicy.RETURN and return_to is None and takeover is Takeover.FORWARDED:
+            node.problem("end_policy = return sends callers back to the client's number: give it in return_to")
         if takeover is Takeover.FORWARDED and not numbers:
             node.problem("forwarded calls are recognised by the client's own numbers: list them in numbers")
         if takeover is Takeover.REGISTRATION and not node.has("registrar"):
@@ -889,6 +895,7 @@ class _Loader:
             end_policy=end_policy,
             numbers=tuple(number for _, number in numbers),
             registrar=registrar,
+            return_to=return_to,
         )
 
     def registrar(self, overflow: _Node) -> Registrar | None:

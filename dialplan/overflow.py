@@ -137,6 +137,15 @@ class Overflow:
     numbers: tuple[str, ...] = field(default_factory=tuple)
     # For a registration takeover.
     registrar: Registrar | None = None
+    # Where callers still waiting when a window ends go, with end_policy = return.
+    return_to: str | None = None
+
+    @property
+    def return_target(self) -> str | None:
+        """The client's own line: `return_to`, else the registered line's address of record."""
+        if self.return_to is not None:
+            return self.return_to
+        return self.registrar.aor if self.registrar is not None else None
 
     def active(self, now: datetime) -> bool:
         return self.switched_on and self.schedule.covers(now)

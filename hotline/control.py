@@ -200,6 +200,7 @@ class Control:
                 prompts=SpeechCache(s.cache_dir),
             )
             calls.listener = dispatcher
+            dispatcher.overflows = overflow
             dispatcher.start()
             stack.push_async_callback(dispatcher.stop)
             supervision = Supervision(

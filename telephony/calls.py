@@ -20,13 +20,12 @@ from typing import Any, Protocol
 import structlog
 
 from dialplan.clock import Clock
-from dialplan.overflow import Overflow
 from dialplan.routing import Accept, Challenge, Credentials, InboundCall, Reject, route_inbound
 from dialplan.tenant import Tenant
 from dialplan.timeline import EventKind, TimelineEvent
 from store.live_state import LiveState, QueueEntry
 from store.records import CallRecords, NewCall
-from telephony.dispatcher import QueuedCall
+from telephony.dispatcher import OverflowStates, QueuedCall
 from telephony.ipc import Body
 from telephony.sip_digest import DigestAuthority
 from telephony.sip_events import Refusal
@@ -60,15 +59,12 @@ class _Session:
     client_id: str | None
     log: Any
     caller: str = ""
+    line_id: str | None = None
     inbox: asyncio.Queue[tuple[str, Body]] = field(default_factory=asyncio.Queue)
     task: asyncio.Task[None] | None = None
     queued: bool = False
     # Who ended the call when the bridge hangs up on someone's behalf (an agent).
     ended_by_hint: str | None = None
-
-
-class OverflowStates(Protocol):
-    def current(self) -> Mapping[str, Overflow]: ...
 
 
 class CallListener(Protocol):
@@ -227,7 +223,14 @@ class CallService:
         assert isinstance(decision, Accept)
         await self.records.open_call(new_call, [arrived])
         session = _Session(
-            call_id, worker, int(body["leg"]), decision.queue_id, decision.client_id, call_log, caller=caller.user
+            call_id,
+            worker,
+            int(body["leg"]),
+            decision.queue_id,
+            decision.client_id,
+            call_log,
+            caller=caller.user,
+            line_id=decision.line_id,
         )
         self._sessions[call_id] = session
         self._by_leg[(worker, session.leg)] = call_id
@@ -407,6 +410,7 @@ class CallService:
                     session.caller,
                     queued_at,
                     queue_id=session.queue_id,
+                    line_id=session.line_id,
                 )
                 self._spawn(self.listener.call_queued(queued))
             return False

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import re
 import uuid
 from collections import deque
@@ -37,6 +38,7 @@ import structlog
 from dialplan.clock import Clock
 from dialplan.floor_stats import FloorStats
 from dialplan.offers import RING_TIMEOUT_S, mask_number
+from dialplan.overflow import EndPolicy, Overflow
 from dialplan.prompts import position_prompt
 from dialplan.queues import FallbackKind
 from dialplan.router import Action, AgentChanged, Announce, CancelOffer, NoShow, Router, RouterError, SendToFallback
@@ -79,6 +81,10 @@ class Prompts(Protocol):
         """A WAV file the workers can play that says `text`; None when speech is unavailable."""
 
 
+class OverflowStates(Protocol):
+    def current(self) -> Mapping[str, Overflow]: ...
+
+
 class CallRecorder(Protocol):
     def record(self, call_id: str, events: Sequence[TimelineEvent]) -> None: ...
 
@@ -104,6 +110,7 @@ class QueuedCall:
     priority: int = 0
     # None: the queue named after the client (or its first).
     queue_id: str | None = None
+    line_id: str | None = None
 
 
 @dataclass
@@ -199,6 +206,8 @@ class Dispatcher:
         self.no_shows: dict[str, list[datetime]] = {}
         # Called (without arguments) after anything on the floor changed: the wallboard listens.
         self.watchers: list[Callable[[], None]] = []
+        # The lines' weekend overflows as they stand: a window that ends may send waiting callers back.
+        self.overflows: OverflowStates | None = None
 
     # ---- lifecycle ----------------------------------------------------------
 
@@ -288,6 +297,7 @@ class Dispatcher:
                 waiting[client_id] = waiting.get(client_id, 0) + 1
             if self.stats.sample(waiting, now):
                 self._changed()
+            await self._return_after_overflow(now)
             for runtime in list(self._agents.values()):
                 if runtime.link is None:
                     continue
@@ -367,6 +377,37 @@ class Dispatcher:
             return
         self.recorder.record(call.call_id, [self._event(EventKind.ANNOUNCED, **data, text=text)])
         self._spawn(self._play(call, text))
+
+    async def _return_after_overflow(self, now: datetime) -> None:
+        """Callers still waiting on a line whose overflow window ended go back to the client's own number,
+        where the client chose that (end_policy = return); otherwise our agents serve them to the end."""
+        if self.overflows is None:
+            return
+        current = self.overflows.current()
+        for call_id, caller in list(self.router.callers.items()):
+            call = self._calls.get(call_id)
+            overflow = current.get(call.line_id) if call is not None and call.line_id is not None else None
+            if call is None or overflow is None or caller.ringing:
+                continue  # ringing: about to be served; looked at again next time if not
+            target = overflow.return_target
+            if overflow.end_policy is not EndPolicy.RETURN or target is None or overflow.active(now):
+                continue
+            await self._route(functools.partial(self.router.hang_up, call_id))
+            self._calls.pop(call_id, None)
+            self.stats.sent_to_fallback(caller.queue_id, now)
+            event = self._event(EventKind.FALLBACK, queue=caller.queue_id, reason="window_ended", to=target, final=True)
+            self.recorder.record(call_id, [event])
+            self.recorder.end_hint(call_id, "bridge")
+            log.info("call_returned_to_client", call_id=call_id, target=target)
+            self._spawn(self._transfer(call, target))
+
+    async def _transfer(self, call: QueuedCall, target: str) -> None:
+        try:
+            await self.workers.request(
+                call.worker, "transfer", {"leg": call.leg, "target": target}, timeout=self.settings.request_timeout_s
+            )
+        except Exception as exc:
+            log.warning("call_return_failed", call_id=call.call_id, error=str(exc))
 
     def _estimated_wait(self, queue_id: str, position: int) -> float | None:
         serving = sum(1 for live in self.router.live.values() if live.queue_id == queue_id)

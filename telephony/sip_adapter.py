@@ -225,6 +225,9 @@ class _Call(pj.Call):  # type: ignore[misc]
     def onCallMediaState(self, prm: Any) -> None:
         self.adapter._guard(self.adapter._on_call_media_state, self)
 
+    def onCallTransferStatus(self, prm: Any) -> None:
+        self.adapter._guard(self.adapter._on_transfer_status, self, prm)
+
 
 class _Account(pj.Account):  # type: ignore[misc]
     def __init__(self, adapter: SipAdapter) -> None:
@@ -509,6 +512,11 @@ class SipAdapter:
     async def send_dtmf(self, leg: int, digits: str) -> None:
         """RFC 4733 telephone events to the caller."""
         await self._run(lambda: self._send_dtmf(leg, digits))
+
+    async def transfer(self, leg: int, target: str) -> None:
+        """Blind transfer (REFER) of the caller to `target`; the leg is hung up once the caller's
+        new call is answered, and kept (with its music) if the transfer fails."""
+        await self._run(lambda: self._transfer(leg, target))
 
     async def announce(self, leg: int, prompt: Path | None, *, then_hang_up: bool = False) -> bool:
         """Play `prompt` to a waiting caller in place of the music, then back to the music (or hang up).
@@ -1124,6 +1132,20 @@ class SipAdapter:
         prm.digits = digits
         prm.method = pj.PJSUA_DTMF_METHOD_RFC2833
         leg.call.sendDtmf(prm)
+
+    def _transfer(self, leg_no: int, target: str) -> None:
+        leg = self._leg(leg_no)
+        leg.call.xfer(target, pj.CallOpParam(True))
+
+    def _on_transfer_status(self, call: _Call, prm: Any) -> None:
+        status = int(prm.statusCode)
+        log.info("call_transfer_status", leg=call.leg, status=status, final=bool(prm.finalNotify))
+        if status // 100 == 2 and call.leg in self._legs:
+            # The caller is with the target now: our leg ends here.
+            prm.cont = False
+            self._hangup(call.leg, 0, "", {})
+        elif prm.finalNotify and status >= 300:
+            log.warning("call_transfer_failed", leg=call.leg, status=status)
 
     def _stats(self) -> AdapterStats:
         assert self._ep is not None

@@ -304,6 +304,13 @@ class Worker:
         rtc.set_media(supervising=mode)
         return {}
 
+    async def _transfer(self, body: Body) -> Body:
+        target = str(body["target"])
+        if not target.startswith(("sip:", "sips:", "tel:")):
+            raise ValueError(f"a transfer target is a SIP or tel URI, not {target[:60]!r}")
+        await self.adapter.transfer(int(body["leg"]), target)
+        return {}
+
     async def _register(self, body: Body) -> Body:
         spec = RegistrationSpec(
             key=str(body["key"]),
@@ -364,6 +371,7 @@ class Worker:
         "whisper": _whisper,
         "supervise": _supervise,
         "register": _register,
+        "transfer": _transfer,
         "unregister": _unregister,
     }
 

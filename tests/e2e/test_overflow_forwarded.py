@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -11,6 +13,7 @@ import pytest
 
 from harness.bridge import BridgeProcess
 from harness.tenants import E2E_TENANT
+from peers.peer_process import start_answerer, start_caller
 from peers.sipp import sipp_calls
 
 pytestmark = [pytest.mark.peers]
@@ -77,3 +80,42 @@ async def test_a_forwarded_call_is_taken_only_in_window_and_only_from_the_client
     assert (by_status[480]["line_id"], by_status[480]["client_id"]) == ("globex-overflow", "globex")
     assert by_status[403]["client_id"] is None, "an untrusted source learns nothing, and is recorded as nobody's"
     assert [(c["line_id"], c["client_id"]) for c in answered] == [("globex-overflow", "globex")]
+
+
+async def test_callers_waiting_when_the_window_ends_go_back_to_the_client_s_number(tmp_path: Path) -> None:
+    async with await start_answerer(hangup_after=2.0, max_seconds=60) as phone:
+        # Acme's own phone answers the caller we hand back; the line returns waiting callers there.
+        tenant = tmp_path / "tenant.toml"
+        returning = EXTRA.replace(
+            'numbers = ["+442000000000"]',
+            f'numbers = ["+442000000000"]\nend_policy = "return"\nreturn_to = "{phone.uri_for("0442000000000")}"',
+        )
+        tenant.write_text(E2E_TENANT.read_text() + returning)
+        async with BridgeProcess.configured(tmp_path, tenant=tenant) as bridge:
+            await bridge.wait_ready()
+            auth = {"Authorization": "Basic " + base64.b64encode(b"globex-admin:alice-demo").decode()}
+            until = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+            async with aiohttp.ClientSession(headers=auth) as http:
+                async with http.post(
+                    bridge.http("/api/overflow/lines/globex-overflow/takeover"), json={"until": until}
+                ) as resp:
+                    assert resp.status == 200
+                # Nobody is on shift: the caller waits with music.
+                caller = await start_caller(bridge.uri("5000"), max_seconds=40, local_ip="127.0.0.3")
+                async with caller:
+                    await caller.wait_for("media_active", timeout=15)
+                    await asyncio.sleep(1.0)
+                    switched = time.monotonic()
+                    async with http.post(
+                        bridge.http("/api/overflow/lines/globex-overflow/switch"), json={"on": False}
+                    ) as resp:
+                        assert resp.status == 200
+                    answered = await phone.wait_for("state", timeout=10, state="CONFIRMED")
+                    await caller.wait(timeout=20)
+            calls = await bridge.wait_for_calls(lambda cs: len(cs) == 1 and cs[0]["outcome"])
+            events = (await bridge.call(calls[0]["id"]))["events"]
+    print(f"\nthe client's phone answered the returned caller {answered['t'] - switched:.2f} s after the switch")
+    assert answered["t"] - switched < 3.0
+    assert calls[0]["outcome"] == "fallback"
+    fallback = next(e for e in events if e["kind"] == "fallback")["data"]
+    assert (fallback["reason"], fallback["to"]) == ("window_ended", phone.uri_for("0442000000000"))

@@ -443,3 +443,38 @@ async def test_a_full_queue_sends_the_caller_to_its_fallback_message_then_hangs_
     assert worker.requests[-1] == (0, "announce", {"leg": 7, "path": "/prompts/1.wav", "then_hang_up": True})
     assert dispatcher.snapshot()["waiting"] == ["c1"]
     await dispatcher.stop()
+
+
+async def test_callers_waiting_when_an_overflow_window_ends_go_back_where_the_client_chose(floor: Floor) -> None:
+    from dialplan.overflow import EndPolicy, Overflow, OverflowSchedule, Takeover
+
+    paris = ZoneInfo("Europe/Paris")
+    ends_soon = Overflow(
+        "acme-weekend",
+        OverflowSchedule(paris),
+        Takeover.FORWARDED,
+        end_policy=EndPolicy.RETURN,
+        return_to="sip:+33140000099@pbx.acme.example",
+    ).take_over_until(MON_9, MON_9 + timedelta(minutes=5))
+    serve = replace(ends_soon, line_id="acme-serve", end_policy=EndPolicy.SERVE)
+
+    class States:
+        def current(self) -> dict[str, Overflow]:
+            return {"acme-weekend": ends_soon, "acme-serve": serve}
+
+    floor.dispatcher.overflows = States()
+    returned = QueuedCall("c1", 0, 7, "acme", "0612", MON_9, line_id="acme-weekend")
+    served = QueuedCall("c2", 0, 8, "acme", "0613", MON_9, line_id="acme-serve")
+    await floor.dispatcher.call_queued(returned)
+    await floor.dispatcher.call_queued(served)
+    await floor.dispatcher.follow_shifts()
+    assert floor.worker.requests == [], "in the window: nothing happens"
+    floor.clock.advance(5 * 60)
+    await floor.dispatcher.follow_shifts()
+    await settle()
+    assert floor.worker.requests == [(0, "transfer", {"leg": 7, "target": "sip:+33140000099@pbx.acme.example"})]
+    assert [(e.kind, e.data["reason"], e.data["final"]) for e in floor.recorder.events["c1"]] == [
+        ("fallback", "window_ended", True)
+    ]
+    assert floor.recorder.hints["c1"] == "bridge"
+    assert floor.dispatcher.snapshot()["waiting"] == ["c2"], "serve: our agents take them to the end"
