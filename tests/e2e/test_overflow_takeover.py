@@ -28,7 +28,7 @@ from harness.tenants import TENANTS
 from peers.peer_process import start_caller
 from peers.ports import free_udp_port
 from peers.require import require_program
-from peers.sipp import run_sipp, write_scenario
+from peers.sipp import run_sipp, sipp_calls, write_scenario
 
 pytestmark = [pytest.mark.peers]
 
@@ -174,7 +174,22 @@ async def test_the_bridge_takes_over_the_line_by_registering_and_gives_it_back(
                     await asyncio.sleep(0.1)
                 assert (await line_status(bridge))["registered"] is True
 
-                # A call for the client's number reaches our queue through the client's registrar.
+                # A sipp call for the client's number reaches our queue through the client's registrar:
+                # the bridge answers it (greeting, music) and records it against the line.
+                probe = await sipp_calls(
+                    f"127.0.0.1:{registrar.port}",
+                    workdir=tmp_path / "probe",
+                    rtp_ports=[40000],
+                    callee=LINE,
+                    hold_s=1.0,
+                    name="probe",
+                    timeout_s=20,
+                )
+                assert probe.ok, probe.describe()
+                probed = await bridge.wait_for_calls(lambda cs: len(cs) == 1 and cs[0]["outcome"])
+                assert (probed[0]["line_id"], probed[0]["outcome"]) == ("acme-takeover", "abandoned")
+
+                # A pjsua2 call, with audio both ways, answered by the Chromium agent.
                 caller = await start_caller(
                     registrar.uri(LINE), play=tone, record=tmp_path / "heard.wav", max_seconds=60
                 )
@@ -197,7 +212,7 @@ async def test_the_bridge_takes_over_the_line_by_registering_and_gives_it_back(
                     done = await second.wait_for("done", timeout=20)
                 phone_result = await asyncio.wait_for(phone, 30)
                 status = await line_status(bridge)
-                records = await bridge.wait_for_calls(lambda cs: len(cs) == 1 and cs[0]["outcome"])
+                records = await bridge.wait_for_calls(lambda cs: len(cs) == 2 and all(c["outcome"] for c in cs))
             finally:
                 await browser.close()
 
