@@ -1,0 +1,174 @@
+"""What an agent earns for answered calls: tiers, premiums, the quality share, in exact money.
+
+Pure: calls and rate cards in, priced lines and statements out. Money is
+`Decimal`, rounded once per priced call to the currency's minor unit (half
+up, as on a payslip), so every total is the sum of lines an agent can check.
+
+A call's tier is chosen by its talk time, the interval [min_s, max_s): a
+call of exactly 60 s is in the tier that starts at 60. Premiums multiply the
+tier's rate: a call taken during a client's overflow window, a call answered
+at night in the client's time zone. The quality share is a part of the base
+pay, scaled by the period's average supervisor score.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, time
+from decimal import ROUND_HALF_UP, Decimal
+from zoneinfo import ZoneInfo
+
+from dialplan.tenant import PayTier, RateCard
+
+# ISO 4217 minor units where they are not 2.
+_MINOR_UNITS = {"JPY": 0, "KRW": 0, "ISK": 0, "CLP": 0, "BHD": 3, "KWD": 3, "OMR": 3, "TND": 3, "JOD": 3}
+ONE = Decimal(1)
+
+
+def money(amount: Decimal, currency: str) -> Decimal:
+    """`amount` rounded half up to the currency's minor unit."""
+    places = _MINOR_UNITS.get(currency, 2)
+    return amount.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+
+
+@dataclass(frozen=True)
+class Premiums:
+    overflow: Decimal = ONE
+    night: Decimal = ONE
+    # Night, in the client's zone: from `night_from` to `night_to` the next morning.
+    night_from: time = time(22)
+    night_to: time = time(6)
+
+    def is_night(self, local: time) -> bool:
+        if self.night_from <= self.night_to:
+            return self.night_from <= local < self.night_to
+        return local >= self.night_from or local < self.night_to
+
+
+@dataclass(frozen=True)
+class QualityRule:
+    """A share of the base pay, paid in full at an average score of 5 and not at all at `floor_score` or below."""
+
+    share: Decimal = Decimal(0)  # 0.10: up to 10 % of the base pay
+    floor_score: Decimal = Decimal(3)
+
+    def fraction(self, average: Decimal | None) -> Decimal:
+        if average is None or average <= self.floor_score:
+            return Decimal(0)
+        return min(ONE, (average - self.floor_score) / (Decimal(5) - self.floor_score))
+
+
+@dataclass(frozen=True)
+class PayRules:
+    card: RateCard
+    premiums: Premiums = field(default_factory=Premiums)
+    quality: QualityRule = field(default_factory=QualityRule)
+
+
+@dataclass(frozen=True)
+class PaidCall:
+    call_id: str
+    client_id: str
+    agent: str
+    answered_at: datetime
+    talk_s: float
+    during_overflow: bool = False
+    # The supervisor's score, 1 to 5, when the call was scored.
+    score: int | None = None
+
+
+@dataclass(frozen=True)
+class PricedCall:
+    call: PaidCall
+    currency: str
+    tier: PayTier | None
+    base: Decimal
+    multiplier: Decimal
+    amount: Decimal
+    reasons: tuple[str, ...]
+
+
+def price_call(call: PaidCall, rules: PayRules, zone: ZoneInfo) -> PricedCall:
+    card, premiums = rules.card, rules.premiums
+    tier = card.tier_for(call.talk_s)
+    base = tier.rate if tier is not None else Decimal(0)
+    multiplier, reasons = ONE, []
+    if call.during_overflow and premiums.overflow != ONE:
+        multiplier *= premiums.overflow
+        reasons.append(f"overflow x{premiums.overflow}")
+    if premiums.night != ONE and premiums.is_night(call.answered_at.astimezone(zone).time()):
+        multiplier *= premiums.night
+        reasons.append(f"night x{premiums.night}")
+    amount = money(base * multiplier, card.currency)
+    return PricedCall(call, card.currency, tier, money(base, card.currency), multiplier, amount, tuple(reasons))
+
+
+@dataclass(frozen=True)
+class TierLine:
+    tier: PayTier
+    calls: int
+    talk_s: float
+    amount: Decimal
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One agent's pay for a period, in one currency: each part traceable to its calls."""
+
+    agent: str
+    currency: str
+    lines: tuple[PricedCall, ...]
+    by_tier: tuple[TierLine, ...]
+    base: Decimal
+    premiums: Decimal
+    average_score: Decimal | None
+    quality_share: Decimal
+    total: Decimal
+
+    @property
+    def talk_s(self) -> float:
+        return sum(line.call.talk_s for line in self.lines)
+
+
+def statements(
+    agent: str, calls: Iterable[PaidCall], rules: Mapping[str, PayRules], zones: Mapping[str, ZoneInfo]
+) -> list[Statement]:
+    """The agent's statements, one per currency, from their answered calls; clients without a rate card pay nothing."""
+    priced: dict[str, list[PricedCall]] = {}
+    quality: dict[str, QualityRule] = {}
+    for call in sorted(calls, key=lambda c: (c.answered_at, c.call_id)):
+        if call.agent != agent or call.client_id not in rules:
+            continue
+        client_rules = rules[call.client_id]
+        line = price_call(call, client_rules, zones[call.client_id])
+        priced.setdefault(line.currency, []).append(line)
+        quality.setdefault(line.currency, client_rules.quality)
+    return [_statement(agent, currency, lines, quality[currency]) for currency, lines in sorted(priced.items())]
+
+
+def _statement(agent: str, currency: str, lines: Sequence[PricedCall], rule: QualityRule) -> Statement:
+    tiers: dict[PayTier, list[PricedCall]] = {}
+    for line in lines:
+        if line.tier is not None:
+            tiers.setdefault(line.tier, []).append(line)
+    by_tier = tuple(
+        TierLine(tier, len(group), sum(g.call.talk_s for g in group), sum((g.amount for g in group), Decimal(0)))
+        for tier, group in sorted(tiers.items(), key=lambda item: item[0].min_s)
+    )
+    base = sum((line.base for line in lines), Decimal(0))
+    total_lines = sum((line.amount for line in lines), Decimal(0))
+    scores = [Decimal(line.call.score) for line in lines if line.call.score is not None]
+    average = sum(scores, Decimal(0)) / len(scores) if scores else None
+    share = money(base * rule.share * rule.fraction(average), currency)
+    return Statement(
+        agent=agent,
+        currency=currency,
+        lines=tuple(lines),
+        by_tier=by_tier,
+        base=base,
+        premiums=total_lines - base,
+        average_score=average,
+        quality_share=share,
+        total=total_lines + share,
+    )
