@@ -42,3 +42,8 @@ class ManualClock:
 
         self.current += timedelta(seconds=seconds)
         self.mono += seconds
+
+
+def iso_z(instant: datetime | None) -> str | None:
+    """ISO 8601 in UTC with a 'Z', as the bridge's JSON says instants: 2026-11-23T09:00:00Z."""
+    return instant.astimezone(UTC).isoformat().replace("+00:00", "Z") if instant else None

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from dialplan.clock import iso_z
 from store.db import writer
 from store.models import OverflowAuditRow, OverflowSettingRow
 
@@ -43,7 +44,7 @@ class OverflowChange:
             "line_id": self.line_id,
             "client_id": self.client_id,
             "actor": self.actor,
-            "at": self.at.isoformat().replace("+00:00", "Z"),
+            "at": iso_z(self.at),
             "change": self.change,
             "old": dict(self.old),
             "new": dict(self.new),

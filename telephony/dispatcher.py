@@ -28,14 +28,14 @@ import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 import structlog
 
-from dialplan.clock import Clock
+from dialplan.clock import Clock, iso_z
 from dialplan.floor_stats import FloorStats
 from dialplan.offers import RING_TIMEOUT_S, mask_number
 from dialplan.overflow import EndPolicy, Overflow
@@ -163,9 +163,6 @@ class DispatcherSettings:
     request_timeout_s: float = 5.0
 
 
-def _iso(instant: datetime | None) -> str | None:
-    return instant.astimezone(UTC).isoformat().replace("+00:00", "Z") if instant else None
-
 
 class Dispatcher:
     def __init__(
@@ -271,7 +268,7 @@ class Dispatcher:
             elif isinstance(action, SendToFallback):
                 self._fallback(action)
             elif isinstance(action, NoShow):
-                log.warning("agent_no_show", agent=action.login, slot_start=_iso(action.slot_start))
+                log.warning("agent_no_show", agent=action.login, slot_start=iso_z(action.slot_start))
                 day = [at for at in self.no_shows.get(action.login, []) if at.date() == now.date()]
                 self.no_shows[action.login] = [*day, action.slot_start]
         self._wake.set()
@@ -513,7 +510,7 @@ class Dispatcher:
             "status": status,
             "client": self._client_view(live.call.client_id),
             "caller": self._caller_view(live.call),
-            "answered_at": _iso(live.answered_at),
+            "answered_at": iso_z(live.answered_at),
             "talk_s": round((now - live.answered_at).total_seconds(), 1),
             "muted": live.muted,
             "ended_by": ended_by,
@@ -533,18 +530,18 @@ class Dispatcher:
                 "type": "state",
                 "state": agent.state,
                 "reason": agent.reason,
-                "since": _iso(agent.since),
+                "since": iso_z(agent.since),
                 "on_shift": status.on_shift,
                 "can_go_available": status.on_shift and agent.state in ("paused", "logged_out", "wrap_up"),
                 "why_not": status.why_not,
                 "current_slot": None
                 if slot is None
                 else {
-                    "start": _iso(slot.start),
-                    "end": _iso(slot.end),
+                    "start": iso_z(slot.start),
+                    "end": iso_z(slot.end),
                     "clients": [self._client_view(c) for c in sorted(slot.clients)],
                 },
-                "next_slot_start": _iso(status.next_start),
+                "next_slot_start": iso_z(status.next_start),
             },
         )
 
@@ -557,8 +554,8 @@ class Dispatcher:
                 "type": "shifts",
                 "slots": [
                     {
-                        "start": _iso(slot.start),
-                        "end": _iso(slot.end),
+                        "start": iso_z(slot.start),
+                        "end": iso_z(slot.end),
                         "clients": [self._client_view(c) for c in sorted(slot.clients)],
                         "now": slot.contains(now),
                     }
@@ -585,7 +582,7 @@ class Dispatcher:
                     "ice_servers": [dict(s) for s in self.settings.ice_servers],
                     "codec": self.settings.codec,
                     "ring_timeout_s": self.settings.ring_timeout_s or RING_TIMEOUT_S,
-                    "server_time": _iso(self.clock.now()),
+                    "server_time": iso_z(self.clock.now()),
                     "call": None if live is None else self._call_message(live, "held" if live.held else "connected"),
                 }
             )
@@ -653,7 +650,7 @@ class Dispatcher:
         """Act on one message; raise ProtocolError with a code when it can't be done."""
         kind = message.get("type")
         if kind == "ping":
-            self._send(login, {"type": "pong", "t": message.get("t"), "server_time": _iso(self.clock.now())})
+            self._send(login, {"type": "pong", "t": message.get("t"), "server_time": iso_z(self.clock.now())})
             return
         handler = self._handlers().get(str(kind))
         if handler is None:
@@ -911,7 +908,7 @@ class Dispatcher:
             "client": self._client_view(call.client_id),
             "caller": self._caller_view(call),
             "waited_s": round((self.clock.now() - call.queued_at).total_seconds(), 1),
-            "queued_at": _iso(call.queued_at),
+            "queued_at": iso_z(call.queued_at),
             "ring_timeout_s": offer.ring_timeout_s,
         }
 

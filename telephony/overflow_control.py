@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import structlog
 
-from dialplan.clock import Clock
+from dialplan.clock import Clock, iso_z
 from dialplan.overflow import EndPolicy, Overflow, span_from_text, span_to_text
 from dialplan.schedule import Interval
 from dialplan.tenant import Line, Tenant
@@ -48,9 +48,6 @@ class Registration:
     last_error: str | None = None
     last_error_at: datetime | None = None
 
-
-def _iso(instant: datetime | None) -> str | None:
-    return instant.astimezone(UTC).isoformat().replace("+00:00", "Z") if instant else None
 
 
 class OverflowControl:
@@ -98,8 +95,8 @@ class OverflowControl:
         registration = self.registrations.get(line.id)
         windows = [
             {
-                "start": _iso(w.interval.start),
-                "end": _iso(w.interval.end),
+                "start": iso_z(w.interval.start),
+                "end": iso_z(w.interval.end),
                 "source": w.source,
                 "state": w.state(now).value,
             }
@@ -116,16 +113,16 @@ class OverflowControl:
             "weekly": [span_to_text(span) for span in overflow.schedule.weekly],
             "holidays": [day.isoformat() for day in sorted(overflow.schedule.holidays)],
             "takeovers": [
-                {"start": _iso(iv.start), "end": _iso(iv.end)} for iv in overflow.schedule.adhoc if iv.end > now
+                {"start": iso_z(iv.start), "end": iso_z(iv.end)} for iv in overflow.schedule.adhoc if iv.end > now
             ],
             "windows": windows,
             "registration": None
             if registration is None
             else {
                 "registered": registration.registered,
-                "since": _iso(registration.since),
+                "since": iso_z(registration.since),
                 "last_error": registration.last_error,
-                "last_error_at": _iso(registration.last_error_at),
+                "last_error_at": iso_z(registration.last_error_at),
             },
         }
 
@@ -185,7 +182,7 @@ def _settings(overflow: Overflow) -> dict[str, Any]:
     return {
         "weekly": [span_to_text(span) for span in schedule.weekly],
         "holidays": [day.isoformat() for day in sorted(schedule.holidays)],
-        "adhoc": [[_iso(iv.start), _iso(iv.end)] for iv in schedule.adhoc],
+        "adhoc": [[iso_z(iv.start), iso_z(iv.end)] for iv in schedule.adhoc],
         "end_policy": overflow.end_policy.value,
     }
 

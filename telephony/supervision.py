@@ -19,12 +19,11 @@ import contextlib
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import structlog
 
-from dialplan.clock import Clock
+from dialplan.clock import Clock, iso_z
 from dialplan.tenant import Tenant
 from dialplan.timeline import EventKind, TimelineEvent
 from store.live_state import LiveState
@@ -61,9 +60,6 @@ class Listening:
     leg: int
     agent: str
 
-
-def _iso(instant: datetime | None) -> str | None:
-    return instant.astimezone(UTC).isoformat().replace("+00:00", "Z") if instant else None
 
 
 class Supervision:
@@ -290,7 +286,7 @@ class Supervision:
                     "id": queue.id,
                     "client": self._client_view(queue.client_id),
                     "waiting": len(waiting),
-                    "longest_waiting_since": _iso(min((c.arrived_at for c in waiting), default=None)),
+                    "longest_waiting_since": iso_z(min((c.arrived_at for c in waiting), default=None)),
                     "answered": day.answered,
                     "abandoned": day.abandoned,
                     "service_level": day.service_level,
@@ -313,21 +309,21 @@ class Supervision:
                     "name": agent.name,
                     "state": state.state if state is not None else "logged_out",
                     "reason": state.reason if state is not None else None,
-                    "since": _iso(state.since) if state is not None else None,
+                    "since": iso_z(state.since) if state is not None else None,
                     "call": None if call is None or call.call.client_id not in scope else self._call_view(call),
                     "calls_today": floor.calls_today if floor.day == now.date() else 0,
                     "talk_s_today": round(floor.talk_s_today if floor.day == now.date() else 0.0, 1),
-                    "no_shows": [_iso(at) for at in no_shows.get(login_, []) if at.date() == now.date()],
+                    "no_shows": [iso_z(at) for at in no_shows.get(login_, []) if at.date() == now.date()],
                 }
             )
         history = {
-            client_id: [[_iso(at), n] for at, n in self.dispatcher.stats.history(client_id)]
+            client_id: [[iso_z(at), n] for at, n in self.dispatcher.stats.history(client_id)]
             for client_id in sorted(scope)
             if client_id in self.tenant.clients
         }
         return {
             "type": "board",
-            "at": _iso(now),
+            "at": iso_z(now),
             "queues": queues,
             "agents": agents,
             "calls": self.calls(login),
@@ -347,7 +343,7 @@ class Supervision:
             "call_id": call.call.call_id,
             "client": self._client_view(call.call.client_id),
             "agent": {"login": call.agent, "name": agent.name if agent is not None else call.agent},
-            "answered_at": _iso(call.answered_at),
+            "answered_at": iso_z(call.answered_at),
             "held": call.held,
         }
 
