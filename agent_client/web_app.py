@@ -32,12 +32,12 @@ PRINCIPAL_KEY = "principal"
 MAX_PAGE = 1000
 
 
-def _json(data: object, status: int = 200) -> web.Response:
+def json_response(data: object, status: int = 200) -> web.Response:
     return web.json_response(data, status=status, dumps=lambda d: json.dumps(d, ensure_ascii=False))
 
 
 def _problem(status: int, message: str, **fields: object) -> web.Response:
-    return _json({"error": message, **fields}, status=status)
+    return json_response({"error": message, **fields}, status=status)
 
 
 @web.middleware
@@ -121,7 +121,7 @@ async def list_calls(request: web.Request) -> web.Response:
         limit=_parse_int(request, "limit", 100, 1, MAX_PAGE),
         offset=_parse_int(request, "offset", 0, 0, 10_000_000),
     )
-    return _json({"calls": [record.to_json() for record in records]})
+    return json_response({"calls": [record.to_json() for record in records]})
 
 
 async def get_call(request: web.Request) -> web.Response:
@@ -130,19 +130,19 @@ async def get_call(request: web.Request) -> web.Response:
     # Out of scope and absent look the same: ids are not to be probed.
     if record is None or not principal.may_see_client(record.client_id):
         return _problem(404, "no such call")
-    return _json(record.to_json())
+    return json_response(record.to_json())
 
 
 async def list_workers(request: web.Request) -> web.Response:
     principal = await principal_of(request)
     if principal.role is not Role.ADMIN:
         return _problem(403, "workers are visible to tenant admins only")
-    return _json(await request.app[CONTEXT].workers())
+    return json_response(await request.app[CONTEXT].workers())
 
 
 async def healthz(request: web.Request) -> web.Response:
     report = await request.app[CONTEXT].health()
-    return _json(report, status=200 if report.get("status") == "ready" else 503)
+    return json_response(report, status=200 if report.get("status") == "ready" else 503)
 
 
 def create_app(context: WebContext) -> web.Application:

@@ -15,16 +15,12 @@ from typing import Any
 from aiohttp import web
 
 from agent_client.web_agent import STATIC_DIR, session_of
-from agent_client.web_app import principal_of
+from agent_client.web_app import json_response, principal_of
 from agent_client.web_auth import Principal, Role
 from telephony.overflow_control import OverflowControl, OverflowRefused
 
 OVERFLOW = web.AppKey("overflow", OverflowControl)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def _json(data: object, status: int = 200) -> web.Response:
-    return web.json_response(data, status=status, dumps=lambda d: json.dumps(d, ensure_ascii=False))
 
 
 async def _admin(request: web.Request) -> Principal:
@@ -49,7 +45,7 @@ def _refusals(handler: Handler) -> Handler:
         try:
             return await handler(request)
         except OverflowRefused as exc:
-            return _json({"error": str(exc)}, exc.status)
+            return json_response({"error": str(exc)}, exc.status)
 
     return guarded
 
@@ -58,14 +54,14 @@ def _refusals(handler: Handler) -> Handler:
 async def list_lines(request: web.Request) -> web.StreamResponse:
     principal = await _admin(request)
     control = request.app[OVERFLOW]
-    return _json({"lines": [control.view(line) for line in control.lines(principal.clients)]})
+    return json_response({"lines": [control.view(line) for line in control.lines(principal.clients)]})
 
 
 @_refusals
 async def get_line(request: web.Request) -> web.StreamResponse:
     principal = await _admin(request)
     control = request.app[OVERFLOW]
-    return _json(control.view(control.line(request.match_info["line"], principal.clients)))
+    return json_response(control.view(control.line(request.match_info["line"], principal.clients)))
 
 
 @_refusals
@@ -77,7 +73,7 @@ async def switch(request: web.Request) -> web.StreamResponse:
     if not isinstance(body.get("on"), bool):
         raise OverflowRefused('expected {"on": true} or {"on": false}')
     await control.switch(principal.login, line, body["on"])
-    return _json(control.view(line))
+    return json_response(control.view(line))
 
 
 @_refusals
@@ -90,7 +86,7 @@ async def schedule(request: web.Request) -> web.StreamResponse:
     if not isinstance(weekly, list) or not isinstance(holidays, list):
         raise OverflowRefused('expected {"weekly": [{"from": "fri 18:00", "to": "mon 08:00"}], "holidays": [...]}')
     await control.set_schedule(principal.login, line, weekly, holidays)
-    return _json(control.view(line))
+    return json_response(control.view(line))
 
 
 @_refusals
@@ -104,7 +100,7 @@ async def take_over(request: web.Request) -> web.StreamResponse:
     except (KeyError, ValueError):
         raise OverflowRefused('expected {"until": "2026-11-28T20:00:00+01:00"}') from None
     await control.take_over_until(principal.login, line, until)
-    return _json(control.view(line))
+    return json_response(control.view(line))
 
 
 @_refusals
@@ -114,7 +110,7 @@ async def end_policy(request: web.Request) -> web.StreamResponse:
     line = control.line(request.match_info["line"], principal.clients)
     body = await _body(request)
     await control.set_end_policy(principal.login, line, str(body.get("end_policy")))
-    return _json(control.view(line))
+    return json_response(control.view(line))
 
 
 @_refusals
@@ -123,7 +119,7 @@ async def audit(request: web.Request) -> web.StreamResponse:
     control = request.app[OVERFLOW]
     clients = principal.clients if principal.clients is not None else frozenset(control.tenant.clients)
     changes = await control.store.audit(set(clients))
-    return _json({"changes": [change.to_json() for change in changes]})
+    return json_response({"changes": [change.to_json() for change in changes]})
 
 
 async def page(request: web.Request) -> web.StreamResponse:
