@@ -22,6 +22,7 @@ from agent_client.web_agent import (
     session_of,
     validate_message,
 )
+from agent_client.web_app import principal_of
 from agent_client.web_auth import Role
 from agent_client.web_sessions import Session
 
@@ -73,19 +74,22 @@ async def page(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(STATIC_DIR / "supervisor.html", headers={"Cache-Control": "no-store"})
 
 
+async def _api_supervisor(request: web.Request) -> str:
+    """The supervisor's login, signed in by session or by HTTP Basic (scripts), as the records API."""
+    principal = await principal_of(request)
+    if principal.role is not Role.SUPERVISOR:
+        raise web.HTTPForbidden(text='{"error": "live calls are for supervisors"}', content_type="application/json")
+    return principal.login
+
+
 async def list_calls(request: web.Request) -> web.Response:
-    found = _supervisor(request)
-    if isinstance(found, web.Response):
-        return found
-    return web.json_response({"calls": _desk(request).calls(found.principal.login)})
+    login = await _api_supervisor(request)
+    return web.json_response({"calls": _desk(request).calls(login)})
 
 
 async def get_call(request: web.Request) -> web.Response:
-    found = _supervisor(request)
-    if isinstance(found, web.Response):
-        return found
+    login = await _api_supervisor(request)
     desk = _desk(request)
-    login = found.principal.login
     call_id = request.match_info["call_id"]
     try:
         desk.live_call(login, call_id)
