@@ -15,11 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, time
+from datetime import UTC, datetime, time
 from decimal import ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
 
 from dialplan.tenant import PayTier, RateCard
+from dialplan.timeline import EventKind, TimelineEvent, summarize
 
 # ISO 4217 minor units where they are not 2.
 _MINOR_UNITS = {"JPY": 0, "KRW": 0, "ISK": 0, "CLP": 0, "BHD": 3, "KWD": 3, "OMR": 3, "TND": 3, "JOD": 3}
@@ -172,3 +173,58 @@ def _statement(agent: str, currency: str, lines: Sequence[PricedCall], rule: Qua
         quality_share=share,
         total=total_lines + share,
     )
+
+
+def paid_calls(
+    call_id: str, client_id: str | None, events: Sequence[TimelineEvent], *, during_overflow: bool = False
+) -> list[PaidCall]:
+    """Each agent's paid share of one call, from its timeline: a call split between agents (an agent
+    lost mid-call, the caller re-queued and answered again) pays each for their own talk time."""
+    if client_id is None or not events:
+        return []
+    summary = summarize(events)
+    answered_at: dict[str, datetime] = {}
+    for event in events:
+        agent = event.data.get("agent")
+        if event.kind == EventKind.ANSWERED and isinstance(agent, str):
+            answered_at.setdefault(agent, event.at)
+    return [
+        PaidCall(call_id, client_id, agent, answered_at[agent], share.talk_s, during_overflow)
+        for agent, share in sorted(summary.agents.items())
+        if share.answered and agent in answered_at
+    ]
+
+
+STATEMENT_COLUMNS = ("call", "client", "answered_at", "talk_s", "tier", "rate", "premiums", "amount")
+
+
+def statement_rows(statement: Statement) -> list[tuple[str, ...]]:
+    """The statement as table rows: one per call, then the totals; the CSV and the page show the same."""
+    rows: list[tuple[str, ...]] = []
+    for line in statement.lines:
+        tier = line.tier
+        bounds = "-" if tier is None else f"{tier.min_s}-{'' if tier.max_s is None else tier.max_s} s"
+        rows.append(
+            (
+                line.call.call_id,
+                line.call.client_id,
+                line.call.answered_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+                f"{line.call.talk_s:.1f}",
+                bounds,
+                str(line.base),
+                " ".join(line.reasons),
+                str(line.amount),
+            )
+        )
+    for tier_line in statement.by_tier:
+        tier = tier_line.tier
+        label = f"tier {tier.min_s}-{'' if tier.max_s is None else tier.max_s} s"
+        rows.append(
+            ("", label, "", f"{tier_line.talk_s:.1f}", f"{tier_line.calls} calls", "", "", str(tier_line.amount))
+        )
+    average = "-" if statement.average_score is None else f"{statement.average_score:.2f}"
+    rows.append(("", "base", "", f"{statement.talk_s:.1f}", "", "", "", str(statement.base)))
+    rows.append(("", "premiums", "", "", "", "", "", str(statement.premiums)))
+    rows.append(("", f"quality share (average score {average})", "", "", "", "", "", str(statement.quality_share)))
+    rows.append(("", f"total {statement.currency}", "", "", "", "", "", str(statement.total)))
+    return rows

@@ -7,7 +7,7 @@ import asyncio
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 from config.errors import ConfigError
@@ -93,6 +93,37 @@ def _cmd_calls(args: argparse.Namespace) -> int:
     )
 
 
+def _day(raw: str) -> date:
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date such as 2026-11-23, got {raw!r}") from None
+
+
+def _cmd_pay(args: argparse.Namespace) -> int:
+    settings = _settings_or_exit()
+    tenant_path = Path(args.tenant) if args.tenant else settings.tenant_file or demo_tenant_path()
+    try:
+        tenant = load_tenant(tenant_path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return EXIT_CONFIG
+    if args.agent not in tenant.agents:
+        print(f"hotline pay: no agent {args.agent!r} in {tenant_path}", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.to < args.from_:
+        print("hotline pay: --to is before --from", file=sys.stderr)
+        return EXIT_CONFIG
+    from hotline.pay_report import print_pay
+
+    since = datetime.combine(args.from_, time(), UTC)
+    until = datetime.combine(args.to + timedelta(days=1), time(), UTC)
+    return asyncio.run(
+        print_pay(settings, tenant, agent=args.agent, since=since, until=until, as_csv=args.csv, out=sys.stdout)
+    )
+
+
 def _cmd_simulate(args: argparse.Namespace) -> int:
     from hotline import simulate
 
@@ -161,6 +192,14 @@ def build_parser() -> argparse.ArgumentParser:
     calls.add_argument("--client", help="only this client's calls")
     calls.add_argument("--limit", type=int, default=50)
     calls.set_defaults(func=_cmd_calls)
+
+    pay = sub.add_parser("pay", help="an agent's pay statement for a period, from the call records")
+    pay.add_argument("--agent", required=True, help="the agent's login")
+    pay.add_argument("--from", dest="from_", type=_day, required=True, metavar="YYYY-MM-DD", help="first day (UTC)")
+    pay.add_argument("--to", type=_day, required=True, metavar="YYYY-MM-DD", help="last day, included (UTC)")
+    pay.add_argument("--csv", action="store_true", help="CSV: one row per call, then the totals")
+    pay.add_argument("--tenant", help="tenant TOML file (default HOTLINE_TENANT_FILE or the demo tenant)")
+    pay.set_defaults(func=_cmd_pay)
 
     strategies = [s.value for s in Strategy]
     sim = sub.add_parser(
