@@ -163,7 +163,6 @@ class DispatcherSettings:
     request_timeout_s: float = 5.0
 
 
-
 class Dispatcher:
     def __init__(
         self,

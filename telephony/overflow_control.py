@@ -49,7 +49,6 @@ class Registration:
     last_error_at: datetime | None = None
 
 
-
 class OverflowControl:
     def __init__(self, *, tenant: Tenant, store: OverflowSettings, clock: Clock) -> None:
         self.tenant = tenant

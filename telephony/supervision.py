@@ -61,7 +61,6 @@ class Listening:
     agent: str
 
 
-
 class Supervision:
     def __init__(
         self,
