@@ -288,7 +288,26 @@ function onSupervision(message) {
   banner.textContent = words ? `${message.supervisor} ${words}.` : '';
 }
 
+// Earnings come from the call records (never the page's own counting): today's and this week's.
+function totals(statement) {
+  return (statement.statements ?? []).map((s) => `${s.total} ${s.currency}`).join(' + ') || '0';
+}
+
+async function refreshEarnings() {
+  const today = new Date().toISOString().slice(0, 10);
+  try {
+    const get = (query) => fetch(`/api/pay/statement?${query}`, { credentials: 'same-origin' })
+      .then((r) => (r.ok ? r.json() : Promise.reject(new Error(`HTTP ${r.status}`))));
+    const [day, week] = await Promise.all([get(`from=${today}&to=${today}`), get('')]);
+    byTestId('earnings-today').textContent = totals(day);
+    byTestId('earnings-week').textContent = totals(week);
+  } catch {
+    // The figures stay as they were; the next call's end tries again.
+  }
+}
+
 function onHello(hello) {
+  refreshEarnings();
   app.clockOffsetMs = Date.parse(hello.server_time) - Date.now() || 0;
   app.iceServers = hello.ice_servers ?? [];
   app.codec = hello.codec ?? 'PCMU';
@@ -566,6 +585,8 @@ function onCall(call) {
 }
 
 function endCall(call) {
+  // The record is closed a moment after the call: read the new figures once it is.
+  setTimeout(refreshEarnings, 1500);
   if (app.offer?.call_id === call.call_id && !app.call) {
     dropOffer(ENDED_BY[call.ended_by] ?? 'The call ended.');
     return;

@@ -219,6 +219,15 @@ class FakeBridge:
         self.url = ""
         self.app = self._build_app()
 
+    # Canned pay statements: today's and the week's, as /api/pay/statement answers them.
+    earnings = {"day": "1.50", "week": "12.40"}
+
+    async def _statement(self, request: web.Request) -> web.Response:
+        if request.cookies.get(COOKIE) not in self.sessions:
+            return web.json_response({"error": "not signed in"}, status=401)
+        key = "day" if request.query.get("from") else "week"
+        return web.json_response({"statements": [{"currency": "EUR", "total": self.earnings[key]}]})
+
     # ------------------------------------------------------------ lifecycle
 
     def _build_app(self) -> web.Application:
@@ -233,6 +242,7 @@ class FakeBridge:
         app.router.add_post("/api/logout", self._logout)
         app.router.add_get("/api/me", self._me)
         app.router.add_get("/ws/agent", self._websocket)
+        app.router.add_get("/api/pay/statement", self._statement)
         app.router.add_post("/_fake/offer", self._fake_offer)
         app.router.add_post("/_fake/cancel", self._fake_cancel)
         app.router.add_post("/_fake/hangup", self._fake_hangup)

@@ -537,3 +537,10 @@ async def test_mic_check_hears_the_microphone_and_measures_the_round_trip(page: 
     await expect(page.get_by_test_id("mic-verdict")).to_have_text("Your microphone is working.")
     await expect(page.get_by_test_id("mic-select")).not_to_have_value("")
     await check_accessibility(page, "mic check")
+
+
+async def test_the_agent_sees_their_own_earnings_today_and_this_week(page: Any, bridge: Any) -> None:
+    await sign_in(page)
+    await expect(page.get_by_test_id("earnings-today")).to_have_text("1.50 EUR")
+    await expect(page.get_by_test_id("earnings-week")).to_have_text("12.40 EUR")
+    assert await page.get_by_test_id("earnings-statement").get_attribute("href") == "/api/pay/statement?format=html"
