@@ -109,6 +109,7 @@ import argon2
 
 from config.errors import ConfigError
 from dialplan.overflow import EndPolicy, Overflow, OverflowSchedule, Registrar, Takeover
+from dialplan.pay_rules import Premiums, QualityRule
 from dialplan.queues import (
     Absence,
     AgentTimers,
@@ -369,6 +370,32 @@ def _rate(value: object) -> Decimal:
     return Decimal(_whole(0)(value))
 
 
+def _decimal_between(low: Decimal, high: Decimal | None, expected: str) -> Callable[[object], Decimal]:
+    def convert(value: object) -> Decimal:
+        if isinstance(value, float):
+            raise _Invalid(f"expected {expected}, got float {value!r} (quote it, '{value!r}': floats are inexact)")
+        decimal_text = isinstance(value, str) and re.fullmatch(r"[0-9]+(\.[0-9]+)?", value) is not None
+        whole = isinstance(value, int) and not isinstance(value, bool)
+        if not (decimal_text or whole):
+            raise _Invalid
+        number = Decimal(str(value))
+        if number < low or (high is not None and number > high):
+            raise _Invalid
+        return number
+
+    return convert
+
+
+def _whole_between(low: int, high: int) -> Callable[[object], int]:
+    def convert(value: object) -> int:
+        number = _whole(low)(value)
+        if number > high:
+            raise _Invalid
+        return number
+
+    return convert
+
+
 _TIME = r"([01][0-9]|2[0-3]):([0-5][0-9])"
 
 
@@ -487,6 +514,11 @@ FALLBACK_KIND = _string_kind(f"one of: {', '.join(k.value for k in FallbackKind)
 ABSENCE = _string_kind(f"one of: {', '.join(a.value for a in Absence)}", _member(Absence))
 WEIGHT = _Kind("a number above 0 such as 1 or 2.5", _positive_number)
 QUEUE_REF = _string_kind("the id of a queue, such as 'acme-vip'", _nonblank)
+_MULTIPLIER = "a decimal string of 1 or more such as '1.25'"
+MULTIPLIER = _Kind(_MULTIPLIER, _decimal_between(Decimal(1), None, _MULTIPLIER))
+_SHARE = "a decimal string from 0 to 1 such as '0.10'"
+SHARE = _Kind(_SHARE, _decimal_between(Decimal(0), Decimal(1), _SHARE))
+SCORE = _Kind("a whole score from 1 to 4", _whole_between(1, 4))
 TAKEOVER = _string_kind(f"one of: {', '.join(t.value for t in Takeover)}", _member(Takeover))
 END_POLICY = _string_kind(f"one of: {', '.join(p.value for p in EndPolicy)}", _member(EndPolicy))
 HOST = _string_kind("a host name or IP address such as '192.0.2.10'", _matching(r"[A-Za-z0-9.:\[\]-]{1,253}"))
@@ -1120,9 +1152,34 @@ class _Loader:
             client_id = None
         currency = node.get("currency", CURRENCY)
         tiers = self.tiers(node)
+        premiums = self.premiums(node)
+        quality = self.quality(node)
         node.finish()
         if client_id is not None and currency is not None and tiers:
-            self.rate_cards[client_id] = RateCard(client_id, currency, tuple(tiers))
+            self.rate_cards[client_id] = RateCard(client_id, currency, tuple(tiers), premiums, quality)
+
+    def premiums(self, card: _Node) -> Premiums:
+        expected = 'a table such as { overflow = "1.25", night = "1.5", night_from = "22:00", night_to = "06:00" }'
+        node = card.table("premiums", expected, required=False)
+        defaults = Premiums()
+        if node is None:
+            return defaults
+        overflow = node.get_or("overflow", MULTIPLIER, defaults.overflow)
+        night = node.get_or("night", MULTIPLIER, defaults.night)
+        night_from = node.get_or("night_from", TIME, defaults.night_from)
+        night_to = node.get_or("night_to", TIME, defaults.night_to)
+        node.finish()
+        return Premiums(overflow, night, night_from, night_to)
+
+    def quality(self, card: _Node) -> QualityRule:
+        expected = 'a table such as { share = "0.10", floor_score = 3 }'
+        node = card.table("quality", expected, required=False)
+        if node is None:
+            return QualityRule()
+        share = node.get_or("share", SHARE, Decimal(0))
+        floor = node.get_or("floor_score", SCORE, 3)
+        node.finish()
+        return QualityRule(share, Decimal(floor))
 
     def tiers(self, card: _Node) -> list[PayTier]:
         expected = (

@@ -15,16 +15,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
 
+from dialplan.pay_rules import ONE, Premiums, QualityRule
 from dialplan.tenant import PayTier, RateCard
 from dialplan.timeline import EventKind, TimelineEvent, summarize
 
 # ISO 4217 minor units where they are not 2.
 _MINOR_UNITS = {"JPY": 0, "KRW": 0, "ISK": 0, "CLP": 0, "BHD": 3, "KWD": 3, "OMR": 3, "TND": 3, "JOD": 3}
-ONE = Decimal(1)
 
 
 def money(amount: Decimal, currency: str) -> Decimal:
@@ -34,37 +34,15 @@ def money(amount: Decimal, currency: str) -> Decimal:
 
 
 @dataclass(frozen=True)
-class Premiums:
-    overflow: Decimal = ONE
-    night: Decimal = ONE
-    # Night, in the client's zone: from `night_from` to `night_to` the next morning.
-    night_from: time = time(22)
-    night_to: time = time(6)
-
-    def is_night(self, local: time) -> bool:
-        if self.night_from <= self.night_to:
-            return self.night_from <= local < self.night_to
-        return local >= self.night_from or local < self.night_to
-
-
-@dataclass(frozen=True)
-class QualityRule:
-    """A share of the base pay, paid in full at an average score of 5 and not at all at `floor_score` or below."""
-
-    share: Decimal = Decimal(0)  # 0.10: up to 10 % of the base pay
-    floor_score: Decimal = Decimal(3)
-
-    def fraction(self, average: Decimal | None) -> Decimal:
-        if average is None or average <= self.floor_score:
-            return Decimal(0)
-        return min(ONE, (average - self.floor_score) / (Decimal(5) - self.floor_score))
-
-
-@dataclass(frozen=True)
 class PayRules:
     card: RateCard
     premiums: Premiums = field(default_factory=Premiums)
     quality: QualityRule = field(default_factory=QualityRule)
+
+    @classmethod
+    def of(cls, card: RateCard) -> PayRules:
+        """The rules as the tenant file gives them on the card."""
+        return cls(card, card.premiums, card.quality)
 
 
 @dataclass(frozen=True)

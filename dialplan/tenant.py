@@ -15,6 +15,7 @@ from functools import cached_property
 from zoneinfo import ZoneInfo
 
 from dialplan.overflow import Overflow, Takeover
+from dialplan.pay_rules import Premiums, QualityRule
 from dialplan.queues import AgentTimers, QueueConfig, ShiftRules
 from dialplan.schedule import ServiceWindow, WeeklyCalendar
 
@@ -173,6 +174,8 @@ class RateCard:
     client_id: str
     currency: str
     tiers: tuple[PayTier, ...]
+    premiums: Premiums = field(default_factory=Premiums)
+    quality: QualityRule = field(default_factory=QualityRule)
 
     def tier_for(self, talk_s: float) -> PayTier | None:
         for tier in self.tiers:

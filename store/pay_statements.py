@@ -30,7 +30,7 @@ async def agent_statements(
         if len(page) < PAGE:
             break
         offset += PAGE
-    rules = {client_id: PayRules(card) for client_id, card in tenant.rate_cards.items()}
+    rules = {client_id: PayRules.of(card) for client_id, card in tenant.rate_cards.items()}
     zones = {client_id: client.timezone for client_id, client in tenant.clients.items()}
     return statements(agent, paid, rules, zones)
 

@@ -8,7 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from dialplan.pay import PaidCall, PayRules, Premiums, QualityRule, money, price_call, statements
+from dialplan.pay import PaidCall, PayRules, money, price_call, statements
+from dialplan.pay_rules import Premiums, QualityRule
 from dialplan.tenant import PayTier, RateCard
 
 PARIS = ZoneInfo("Europe/Paris")

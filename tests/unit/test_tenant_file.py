@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from config.errors import ConfigError
 from config.tenant_file import demo_tenant_path, load_tenant, load_tenant_text
+from dialplan.pay_rules import Premiums, QualityRule
 from dialplan.queues import Absence, Announcements, Fallback, FallbackKind, QueueConfig, ShiftRules, Strategy
 from dialplan.schedule import DatedSpan, WeeklySpan
 from dialplan.tenant import RecordingPolicy, Tenant
@@ -1185,4 +1186,26 @@ overflow = { takeover = "register", registrar = { host = "127.0.0.3", port = 700
         "tenants.toml: lines[2].overflow.registrar.port: expected a port number, 1-65535, got 70000",
         "tenants.toml: lines[2].overflow.registrar.expires_s: expected 60 seconds or more: "
         "registrars refuse shorter registrations",
+    ]
+
+
+def test_rate_cards_may_carry_premiums_and_a_quality_rule() -> None:
+    card = """
+[[rate_cards]]
+client = "acme"
+currency = "EUR"
+tiers = [{ min_s = 0, rate = "0.50" }]
+premiums = { overflow = "1.25", night = "1.5", night_from = "21:00", night_to = "07:00" }
+quality = { share = "0.10", floor_score = 3 }
+"""
+    (rate_card,) = load_tenant_text(BASE + card).rate_cards.values()
+    assert rate_card.premiums == Premiums(Decimal("1.25"), Decimal("1.5"), time(21), time(7))
+    assert rate_card.quality == QualityRule(Decimal("0.10"), Decimal(3))
+    bad = card.replace('overflow = "1.25"', "overflow = 1.25").replace('share = "0.10"', 'share = "2"')
+    bad = bad.replace("floor_score = 3", "floor_score = 5")
+    assert problems(BASE + bad) == [
+        "tenants.toml: rate_cards[0].premiums.overflow: expected a decimal string of 1 or more such as '1.25', "
+        "got float 1.25 (quote it, '1.25': floats are inexact)",
+        "tenants.toml: rate_cards[0].quality.share: expected a decimal string from 0 to 1 such as '0.10', got '2'",
+        "tenants.toml: rate_cards[0].quality.floor_score: expected a whole score from 1 to 4, got integer 5",
     ]
