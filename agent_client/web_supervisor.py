@@ -7,6 +7,7 @@ by `telephony.supervision.Supervision`, never by the page.
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import structlog
@@ -22,9 +23,11 @@ from agent_client.web_agent import (
     session_of,
     validate_message,
 )
-from agent_client.web_app import principal_of
+from agent_client.web_app import CONTEXT, principal_of
 from agent_client.web_auth import Role
 from agent_client.web_sessions import Session
+from dialplan.clock import iso_z
+from store.call_scores import CallScore, CallScores
 
 log = structlog.get_logger("agent_client.supervisor")
 
@@ -47,6 +50,8 @@ class SupervisorDesk(Protocol):
     def calls(self, login: str) -> list[Message]: ...
 
     def live_call(self, login: str, call_id: str) -> Any: ...
+
+    def scope(self, login: str) -> frozenset[str]: ...
 
 
 SUPERVISION = web.AppKey("supervision", object)
@@ -98,6 +103,36 @@ async def get_call(request: web.Request) -> web.Response:
         return web.json_response({"error": str(exc), "code": getattr(exc, "code", "forbidden")}, status=status)
     view = next(c for c in desk.calls(login) if c["call_id"] == call_id)
     return web.json_response(view)
+
+
+async def score_call(request: web.Request) -> web.Response:
+    """A supervisor scores a call of a client they supervise, during it or after (1 to 5, with a comment)."""
+    login = await _api_supervisor(request)
+    call_id = request.match_info["call_id"]
+    record = await request.app[CONTEXT].records.get_call(call_id)
+    # Out of scope and absent look the same: ids are not to be probed.
+    if record is None or record.client_id not in _desk(request).scope(login):
+        return web.json_response({"error": "no such call"}, status=404)
+    try:
+        body = await request.json()
+    except ValueError:
+        body = None
+    score = body.get("score") if isinstance(body, dict) else None
+    comment = body.get("comment", "") if isinstance(body, dict) else None
+    if isinstance(score, bool) or not isinstance(score, int) or not 1 <= score <= 5 or not isinstance(comment, str):
+        return web.json_response({"error": 'expected {"score": 1 to 5, "comment": "..."}'}, status=400)
+    scores = CallScores(request.app[CONTEXT].records.engine)
+    await scores.add(CallScore(call_id, login, score, comment, datetime.now(UTC)))
+    log.info("call_scored", call_id=call_id, supervisor=login, score=score)
+    return web.json_response(
+        {
+            "call_id": call_id,
+            "scores": [
+                {"supervisor": s.supervisor, "score": s.score, "comment": s.comment, "at": iso_z(s.at)}
+                for s in await scores.of_call(call_id)
+            ],
+        }
+    )
 
 
 async def socket(request: web.Request) -> web.StreamResponse:
@@ -160,3 +195,4 @@ def add_supervisor_routes(app: web.Application, *, supervision: SupervisorDesk) 
     app.router.add_get("/ws/supervisor", socket)
     app.router.add_get("/api/supervisor/calls", list_calls)
     app.router.add_get("/api/supervisor/calls/{call_id}", get_call)
+    app.router.add_post("/api/supervisor/calls/{call_id}/score", score_call)

@@ -107,4 +107,17 @@ class OverflowAuditRow(Base):
     new: Mapped[dict[str, Any]] = mapped_column()
 
 
+class CallScoreRow(Base):
+    """A supervisor's score of a call (1 to 5, with a comment): it feeds the agents' quality share."""
+
+    __tablename__ = "call_scores"
+
+    id: Mapped[int] = mapped_column(big_serial(), primary_key=True, autoincrement=True)
+    call_id: Mapped[str] = mapped_column(String(32), ForeignKey("calls.id"), index=True)
+    supervisor: Mapped[str] = mapped_column(String)
+    score: Mapped[int] = mapped_column(Integer)
+    comment: Mapped[str] = mapped_column(String)
+    at: Mapped[datetime] = mapped_column()
+
+
 metadata = Base.metadata

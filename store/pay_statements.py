@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import csv
+from dataclasses import replace
 from datetime import datetime
 from typing import TextIO
 
 from dialplan.pay import STATEMENT_COLUMNS, PaidCall, PayRules, Statement, paid_calls, statement_rows, statements
 from dialplan.tenant import Tenant
+from store.call_scores import CallScores
 from store.records import CallRecords
 
 PAGE = 1000
@@ -30,6 +32,8 @@ async def agent_statements(
         if len(page) < PAGE:
             break
         offset += PAGE
+    scores = await CallScores(records.engine).latest({call.call_id for call in paid})
+    paid = [replace(call, score=scores.get(call.call_id)) for call in paid]
     rules = {client_id: PayRules.of(card) for client_id, card in tenant.rate_cards.items()}
     zones = {client_id: client.timezone for client_id, client in tenant.clients.items()}
     return statements(agent, paid, rules, zones)
