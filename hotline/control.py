@@ -24,6 +24,7 @@ from agent_client.web_app import WebContext, create_app
 from agent_client.web_auth import Authenticator
 from agent_client.web_overflow import add_overflow_routes
 from agent_client.web_pay import add_pay_routes
+from agent_client.web_reports import add_report_routes
 from agent_client.web_sessions import SessionStore
 from agent_client.web_supervisor import add_supervisor_routes
 from config.settings import Settings
@@ -312,6 +313,7 @@ class Control:
         add_supervisor_routes(app, supervision=supervision)
         add_overflow_routes(app, overflow)
         add_pay_routes(app, self.tenant)
+        add_report_routes(app)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
         site = web.TCPSite(runner, self.settings.http_host, self.settings.http_port, reuse_address=True)

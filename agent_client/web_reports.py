@@ -1,0 +1,65 @@
+"""Reports over HTTP: per client, queue or agent, by day or hour; JSON or CSV.
+
+Tenant admins see every client, supervisors the clients they supervise,
+client admins their own client; agents see none.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, date, datetime, time, timedelta
+
+from aiohttp import web
+
+from agent_client.web_app import CONTEXT, json_response, principal_of
+from agent_client.web_auth import Role
+from dialplan.reports import COLUMNS, GROUPS, PERIODS, report
+from store.report_calls import report_calls
+
+MAX_DAYS = 92
+
+
+async def reports(request: web.Request) -> web.StreamResponse:
+    principal = await principal_of(request)
+    if principal.role is Role.AGENT:
+        return json_response({"error": "reports are for supervisors, client admins and tenant admins"}, 403)
+    query = request.query
+    group, period = query.get("group", "client"), query.get("by", "day")
+    if group not in GROUPS or period not in PERIODS:
+        return json_response({"error": f"group: one of {', '.join(GROUPS)}; by: one of {', '.join(PERIODS)}"}, 400)
+    try:
+        today = datetime.now(UTC).date()
+        first = date.fromisoformat(query.get("from", today.isoformat()))
+        last = date.fromisoformat(query.get("to", first.isoformat()))
+        threshold = float(query.get("threshold_s", "20"))
+    except ValueError:
+        return json_response({"error": "from, to: dates such as 2026-11-23; threshold_s: seconds"}, 400)
+    if last < first or (last - first).days > MAX_DAYS or not 0 < threshold <= 3600:
+        return json_response({"error": f"at most {MAX_DAYS} days, to not before from, threshold_s 1-3600"}, 400)
+    client = query.get("client")
+    scope = principal.clients
+    if client is not None:
+        if not principal.may_see_client(client):
+            return json_response({"error": f"no access to client {client!r}"}, 403)
+        scope = frozenset({client})
+    calls = await report_calls(
+        request.app[CONTEXT].records,
+        since=datetime.combine(first, time(), UTC),
+        until=datetime.combine(last + timedelta(days=1), time(), UTC),
+        client_ids=scope,
+    )
+    rows = report(calls, group=group, period=period, threshold_s=threshold)
+    if query.get("format") == "csv":
+        out = io.StringIO()
+        writer = csv.DictWriter(out, COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        return web.Response(text=out.getvalue(), content_type="text/csv", charset="utf-8")
+    return json_response(
+        {"group": group, "by": period, "from": first.isoformat(), "to": last.isoformat(), "rows": rows}
+    )
+
+
+def add_report_routes(app: web.Application) -> None:
+    app.router.add_get("/api/reports", reports)
