@@ -181,7 +181,7 @@ def statement_rows(statement: Statement) -> list[tuple[str, ...]]:
     rows: list[tuple[str, ...]] = []
     for line in statement.lines:
         tier = line.tier
-        bounds = "-" if tier is None else f"{tier.min_s}-{'' if tier.max_s is None else tier.max_s} s"
+        bounds = "-" if tier is None else _tier_label(tier)
         rows.append(
             (
                 line.call.call_id,
@@ -196,7 +196,7 @@ def statement_rows(statement: Statement) -> list[tuple[str, ...]]:
         )
     for tier_line in statement.by_tier:
         tier = tier_line.tier
-        label = f"tier {tier.min_s}-{'' if tier.max_s is None else tier.max_s} s"
+        label = f"tier {_tier_label(tier)}"
         rows.append(
             ("", label, "", f"{tier_line.talk_s:.1f}", f"{tier_line.calls} calls", "", "", str(tier_line.amount))
         )
@@ -206,3 +206,7 @@ def statement_rows(statement: Statement) -> list[tuple[str, ...]]:
     rows.append(("", f"quality share (average score {average})", "", "", "", "", "", str(statement.quality_share)))
     rows.append(("", f"total {statement.currency}", "", "", "", "", "", str(statement.total)))
     return rows
+
+
+def _tier_label(tier: PayTier) -> str:
+    return f"{tier.min_s}+ s" if tier.max_s is None else f"{tier.min_s}-{tier.max_s} s"
