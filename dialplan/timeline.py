@@ -37,6 +37,8 @@ class EventKind(StrEnum):
     SUPERVISOR_JOINED = "supervisor_joined"
     SUPERVISOR_MODE = "supervisor_mode"
     SUPERVISOR_LEFT = "supervisor_left"
+    # After the call: the agent who took it finished their wrap-up (the only event a closed call takes).
+    WRAP_UP_ENDED = "wrap_up_ended"
     ENDED = "ended"
     INTERRUPTED = "interrupted"
 
@@ -53,6 +55,8 @@ class Outcome(StrEnum):
 
 
 TERMINAL_KINDS = frozenset({EventKind.ENDED, EventKind.INTERRUPTED, EventKind.REJECTED})
+# The events a closed call's timeline still takes.
+AFTER_CLOSE_KINDS = frozenset({EventKind.WRAP_UP_ENDED})
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,7 @@ class AgentShare:
     talk_s: float = 0.0
     hold_s: float = 0.0
     answered: bool = False
+    wrap_up_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,8 @@ class CallSummary:
     hold_s: float
     answered_by: str | None
     agents: Mapping[str, AgentShare]
+    # From the call's end to its agent's WRAP_UP_ENDED (0 until then).
+    wrap_up_s: float = 0.0
 
     @property
     def closed(self) -> bool:
@@ -222,6 +229,15 @@ def summarize(events: Iterable[TimelineEvent]) -> CallSummary:
         if ring_since is not None:
             ring_total += max(0.0, last - ring_since)
 
+    wrap_up = 0.0
+    terminal = next((e for e in ordered if e.kind in TERMINAL_KINDS), None)
+    if terminal is not None and talking_agent is not None:
+        for event in ordered:
+            if event.kind == EventKind.WRAP_UP_ENDED and event.data.get("agent") == talking_agent:
+                wrap_up = max(0.0, event.mono - terminal.mono)
+                agents[talking_agent].wrap_up_s = wrap_up
+                break
+
     return CallSummary(
         outcome=outcome,
         sip_status=sip_status,
@@ -233,4 +249,5 @@ def summarize(events: Iterable[TimelineEvent]) -> CallSummary:
         hold_s=sum(share.hold_s for share in agents.values()),
         answered_by=talking_agent,
         agents=agents,
+        wrap_up_s=wrap_up,
     )

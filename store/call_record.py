@@ -63,6 +63,7 @@ class CallRecord:
     ring_ms: int | None
     talk_ms: int | None
     hold_ms: int | None
+    wrap_up_ms: int | None = None
     events: tuple[TimelineEvent, ...] = ()
 
     @property
@@ -92,7 +93,7 @@ class CallRecord:
             "last_mono": self.last_mono,
             "event_count": self.event_count,
         }
-        for name in ("duration", "queue_wait", "ring", "talk", "hold"):
+        for name in ("duration", "queue_wait", "ring", "talk", "hold", "wrap_up"):
             millis: int | None = getattr(self, f"{name}_ms")
             document[f"{name}_ms"] = millis
             document[f"{name}_s"] = None if millis is None else round(millis / 1000, 3)

@@ -60,6 +60,8 @@ class CallRow(Base):
     ring_ms: Mapped[int | None] = mapped_column(BigInteger)
     talk_ms: Mapped[int | None] = mapped_column(BigInteger)
     hold_ms: Mapped[int | None] = mapped_column(BigInteger)
+    # Set when the agent's wrap-up ends, after the call closed.
+    wrap_up_ms: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class CallEventRow(Base):

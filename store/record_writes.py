@@ -76,6 +76,21 @@ def append(connection: Connection, call_id: str, events: Sequence[EventRow]) -> 
     _set(connection, call_id, **values)
 
 
+def append_after_close(connection: Connection, call_id: str, events: Sequence[EventRow]) -> None:
+    """Events that come after a call's end (its agent's wrap-up): only on a closed call."""
+    call = _lock_call(connection, call_id)
+    if call.outcome is None:
+        raise ValueError(f"call {call_id!r} is still open: its wrap-up can't have ended")
+    _insert_events(connection, call_id, call.event_count, events)
+    summary = summarize(_timeline(connection, call_id))
+    _set(
+        connection,
+        call_id,
+        event_count=call.event_count + len(events),
+        wrap_up_ms=_millis(summary.wrap_up_s) if summary.wrap_up_s else None,
+    )
+
+
 def close(connection: Connection, call_id: str, events: Sequence[EventRow]) -> CallSummary:
     call = _lock_call(connection, call_id)
     if call.outcome is not None:
@@ -159,6 +174,7 @@ def _close(
         "ring_ms": _millis(summary.ring_s),
         "talk_ms": _millis(summary.talk_s),
         "hold_ms": _millis(summary.hold_s),
+        "wrap_up_ms": _millis(summary.wrap_up_s) if summary.wrap_up_s else None,
         "event_count": event_count + len(events),
     }
     if latest.mono > last_mono:

@@ -21,7 +21,7 @@ from typing import Any, Self
 from sqlalchemy import Row, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from dialplan.timeline import TERMINAL_KINDS, CallSummary, TimelineEvent
+from dialplan.timeline import AFTER_CLOSE_KINDS, TERMINAL_KINDS, CallSummary, TimelineEvent
 from store import record_writes
 from store.call_record import CallRecord, NewCall
 from store.journal import Journal
@@ -94,6 +94,15 @@ class CallRecords:
         _refuse_terminal(events, "append")
         rows = _event_rows(events)
         await self.journal.write(partial(record_writes.append, call_id=call_id, events=rows))
+
+    async def after_close(self, call_id: str, events: Sequence[TimelineEvent]) -> None:
+        """Add what happens after a call ended (its agent's wrap-up ending) to its closed timeline."""
+        if not events:
+            return
+        if any(event.kind not in AFTER_CLOSE_KINDS for event in events):
+            raise ValueError(f"after_close takes only {sorted(AFTER_CLOSE_KINDS)}")
+        rows = _event_rows(events)
+        await self.journal.write(partial(record_writes.append_after_close, call_id=call_id, events=rows))
 
     async def close(self, call_id: str, events: Sequence[TimelineEvent]) -> CallSummary:
         """Append `events`, the last of them terminal, then store outcome, durations and ended_at.

@@ -22,7 +22,7 @@ import structlog
 from dialplan.clock import Clock
 from dialplan.routing import Accept, Challenge, Credentials, InboundCall, Reject, route_inbound
 from dialplan.tenant import Tenant
-from dialplan.timeline import EventKind, TimelineEvent
+from dialplan.timeline import AFTER_CLOSE_KINDS, EventKind, TimelineEvent
 from store.live_state import LiveState, QueueEntry
 from store.records import CallRecords, NewCall
 from telephony.dispatcher import OverflowStates, QueuedCall
@@ -242,10 +242,19 @@ class CallService:
     # ---- events from workers ----------------------------------------------
 
     def record(self, call_id: str, events: Sequence[TimelineEvent]) -> None:
-        """Append events to a live call's timeline, in order with the worker's reports."""
+        """Append events to a live call's timeline, in order with the worker's reports; an ended call's
+        timeline takes only what comes after it (its agent's wrap-up ending)."""
         session = self._sessions.get(call_id)
         if session is not None:
             session.inbox.put_nowait(("record", {"events": list(events)}))
+        elif events and all(event.kind in AFTER_CLOSE_KINDS for event in events):
+            self._spawn(self._record_after_close(call_id, list(events)))
+
+    async def _record_after_close(self, call_id: str, events: list[TimelineEvent]) -> None:
+        try:
+            await self.records.after_close(call_id, events)
+        except Exception as exc:
+            log.warning("call_after_close_not_recorded", call_id=call_id, error=str(exc))
 
     def end_hint(self, call_id: str, by: str) -> None:
         session = self._sessions.get(call_id)

@@ -144,6 +144,8 @@ class AgentRuntime:
     offer: Offer | None = None
     live: LiveCall | None = None
     grace: asyncio.Task[None] | None = None
+    # The call whose wrap-up the agent is in, until it ends.
+    wrapping: str | None = None
     # While True, state changes are not sent to the page (it hears the end result).
     muted_state: bool = False
     # Whether the last state sent to the page said "on shift".
@@ -351,9 +353,14 @@ class Dispatcher:
         log.info("call_offer_withdrawn", call_id=call.call_id, agent=action.agent, reason=action.reason)
 
     async def _agent_changed(self, action: AgentChanged) -> None:
+        runtime = self._runtime(action.login)
+        if runtime.wrapping is not None and action.state != "wrap_up":
+            # The wrap-up belongs to the call it followed: its record gets when it ended.
+            self.recorder.record(runtime.wrapping, [self._event(EventKind.WRAP_UP_ENDED, agent=action.login)])
+            runtime.wrapping = None
         if action.state == "ringing":
             return  # the reservation, made as the offer goes out, says so
-        live = self._runtime(action.login).live
+        live = runtime.live
         reserved_by = live.call.call_id if action.state == "on_call" and live is not None else None
         await self._set(action.login, action.state, reason=action.reason, reserved_by=reserved_by)
 
@@ -860,6 +867,7 @@ class Dispatcher:
         wrap_s = client.wrap_up_s if client is not None else 0
         self._handle_times.setdefault(live.queue_id, HandleTimes()).observe(talk_s + wrap_s)
         await self.live.release_agent(login, live.call.call_id, "wrap_up", at=self.clock.now())
+        self._runtime(login).wrapping = live.call.call_id
         await self._route(
             lambda now: self.router.call_ended(live.call.call_id, login, now, talk_s=talk_s, earned=earned)
         )

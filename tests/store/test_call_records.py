@@ -346,3 +346,20 @@ async def test_a_confirmed_write_survives_kill_9(database_url: str, engine: Asyn
         closed = await records.get_call(call_id)
     assert closed is not None
     assert (closed.outcome, closed.duration_ms, closed.queue_wait_ms) == ("interrupted", 7500, 6500)
+
+
+async def test_a_closed_call_takes_its_agent_s_wrap_up_end_and_nothing_else(records: CallRecords) -> None:
+    call = new_call()
+    await records.open_call(call, [event("arrived", 0), event("queued", 1)])
+    await records.append(call.id, [event("answered", 5, agent="alice")])
+    with pytest.raises(ValueError, match="still open"):
+        await records.after_close(call.id, [event("wrap_up_ended", 6, agent="alice")])
+    await records.close(call.id, [event("ended", 65, by="caller")])
+    with pytest.raises(ValueError, match="after_close takes only"):
+        await records.after_close(call.id, [event("hold", 66)])
+    await records.after_close(call.id, [event("wrap_up_ended", 75, agent="alice")])
+    stored = await records.get_call(call.id)
+    assert stored is not None
+    assert (stored.outcome, stored.talk_ms, stored.wrap_up_ms) == ("answered", 60_000, 10_000)
+    assert stored.to_json()["wrap_up_s"] == 10.0
+    assert [e.kind for e in stored.events][-2:] == ["ended", "wrap_up_ended"]

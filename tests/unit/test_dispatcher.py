@@ -190,6 +190,7 @@ async def test_answer_bridges_in_the_worker_and_records_the_agent(floor: Floor) 
     assert alice.last("call")["status"] == "ended"
     await asyncio.sleep(0.05)
     assert alice.last("state")["state"] == "available", "wrap-up of 0 s, then available again"
+    assert floor.recorder.kinds("c1")[-1] == ("wrap_up_ended", "alice"), "the record learns when wrap-up ended"
 
 
 async def test_decline_goes_to_the_next_agent(floor: Floor) -> None:

@@ -192,3 +192,19 @@ def test_a_caller_sent_to_the_final_fallback_is_not_counted_abandoned() -> None:
     assert s.queue_wait_s == pytest.approx(93.95), "the message before the hang-up counts as waiting"
     # Hanging up during the overflow queue, before any final fallback, is abandoning.
     assert summarize([*timeline[:3], ev(EventKind.ENDED, 50.0, by="caller")]).outcome is Outcome.ABANDONED
+
+
+def test_wrap_up_runs_from_the_call_s_end_to_its_agent_s_wrap_up_ended() -> None:
+    timeline = [
+        ev(EventKind.ARRIVED, 0),
+        ev(EventKind.QUEUED, 0),
+        ev(EventKind.ANSWERED, 10, agent="alice"),
+        ev(EventKind.ENDED, 70, by="caller"),
+        ev(EventKind.WRAP_UP_ENDED, 82.5, agent="alice"),
+    ]
+    s = summarize(timeline)
+    assert (s.outcome, s.talk_s, s.wrap_up_s, s.duration_s) == (Outcome.ANSWERED, 60.0, 12.5, 70.0)
+    assert s.agents["alice"].wrap_up_s == 12.5
+    assert summarize(timeline[:-1]).wrap_up_s == 0.0, "until the wrap-up ends, there is none to count"
+    # Another agent's wrap-up (one who was lost earlier) is not this call's.
+    assert summarize([*timeline[:-1], ev(EventKind.WRAP_UP_ENDED, 90, agent="bob")]).wrap_up_s == 0.0
