@@ -6,8 +6,8 @@ hung up waiting) or *sent to fallback*. Service level is the share of
 answered-or-abandoned calls answered within the threshold (20 s by
 default); callers who hung up within 5 s are left out of both sides, as in
 dialplan.floor_stats. Average speed of answer is the mean queue wait of
-answered calls; average handle time is their mean talk plus hold (wrap-up
-is not in the records yet).
+answered calls; average handle time is their mean talk plus hold plus
+wrap-up.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ class ReportCall:
     wait_s: float
     talk_s: float
     hold_s: float
+    wrap_up_s: float = 0.0
 
 
 @dataclass
@@ -61,7 +62,7 @@ class _Tally:
         if call.outcome == "answered":
             self.answered += 1
             self.wait_s += call.wait_s
-            self.handle_s += call.talk_s + call.hold_s
+            self.handle_s += call.talk_s + call.hold_s + call.wrap_up_s
             self.in_time += call.wait_s <= threshold_s
         elif call.outcome == "abandoned":
             if call.wait_s < SHORT_ABANDON_S:

@@ -36,6 +36,7 @@ async def report_calls(
                     wait_s=(r.queue_wait_ms or 0) / 1000,
                     talk_s=(r.talk_ms or 0) / 1000,
                     hold_s=(r.hold_ms or 0) / 1000,
+                    wrap_up_s=(r.wrap_up_ms or 0) / 1000,
                 )
             )
         if len(page) < PAGE:
