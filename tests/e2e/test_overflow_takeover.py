@@ -21,6 +21,7 @@ import pytest
 from playwright.async_api import Browser, Page, Playwright, async_playwright, expect
 
 from audio import AGENT_HZ, CALLER_HZ, read_wav, tone_present, write_tone_wav
+from harness.accessibility import check_accessibility
 from harness.bridge import BridgeProcess
 from harness.registrar import client_registrar
 from harness.softphone import answer_call, go_available, launch, signed_in
@@ -260,6 +261,7 @@ async def test_wrong_credentials_show_the_error_and_do_not_storm_the_registrar(
                 "The registrar refused the credentials.", timeout=10_000
             )
             await expect(page.get_by_test_id("registration-acme-takeover")).to_have_text("Not registered.")
+            await check_accessibility(page, "client admin page with an error")
             status = await line_status(bridge)
             await asyncio.sleep(5.0)
             registers = registrar.registers()

@@ -22,6 +22,7 @@ import pytest
 from playwright.async_api import Page, Playwright, async_playwright, expect
 
 from audio import AGENT_HZ, CALLER_HZ, SUPERVISOR_HZ, read_wav, tone_present, write_tone_wav
+from harness.accessibility import check_accessibility
 from harness.bridge import BridgeProcess
 from harness.softphone import answer_call, go_available, launch, signed_in
 from harness.tenants import TENANTS
@@ -161,6 +162,7 @@ async def test_a_supervisor_listens_whispers_and_barges_and_only_in_scope(
 
         await answer_call(alice, "Acme Furniture")
         await expect(board.get_by_test_id(f"call-row-{call_id}")).to_be_visible(timeout=5_000)
+        await check_accessibility(board, "wallboard with a call")
         legs_before = await rtc_legs(bridge)
 
         # Out of scope, and a client that forbids listening: refused over HTTP and WebSocket, no leg.
