@@ -3,7 +3,7 @@
 // change is one message: the bridge rewires its conference, the leg stays.
 
 import { openMicrophone, resumeAudio } from './lib/audio.js';
-import { formatDuration } from './lib/format.js';
+import { formatDuration, formatTime } from './lib/format.js';
 import { MediaLeg } from './lib/media-leg.js';
 import { RemoteProbe } from './lib/remote-probe.js';
 import { AgentSocket, sessionEnded } from './lib/socket.js';
@@ -222,7 +222,41 @@ function renderAgents(agents) {
   );
 }
 
+// The calls a supervisor may score: those in progress now, and those scored or seen earlier in this page.
+const scorable = new Map(); // call id -> label
+
+function renderScoreChoices(calls) {
+  const before = scorable.size;
+  for (const call of calls) {
+    if (!scorable.has(call.call_id)) {
+      scorable.set(call.call_id, `${call.client.name}, ${call.agent.name} (${formatTime(call.answered_at)})`);
+    }
+  }
+  if (scorable.size === before) return; // rebuilding would close the list under the supervisor's pointer
+  const select = byTestId('score-call');
+  const chosen = select.value;
+  select.replaceChildren(...[...scorable].map(([id, label]) => new Option(label, id, false, id === chosen)));
+}
+
+byTestId('score-form').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const callId = byTestId('score-call').value;
+  const status = byTestId('score-status');
+  if (!callId) return;
+  const body = { score: Number(byTestId('score-value').value), comment: byTestId('score-comment').value };
+  const response = await fetch(`/api/supervisor/calls/${encodeURIComponent(callId)}/score`, {
+    method: 'POST',
+    credentials: 'same-origin',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  const data = await response.json().catch(() => ({}));
+  status.textContent = response.ok ? `Scored ${body.score} for ${scorable.get(callId)}.` : (data.error ?? `HTTP ${response.status}`);
+  if (response.ok) byTestId('score-comment').value = '';
+});
+
 function renderCalls(calls, listening) {
+  renderScoreChoices(calls);
   ui.callsEmpty.hidden = calls.length > 0;
   ui.calls.replaceChildren(
     ...calls.map((call) => {

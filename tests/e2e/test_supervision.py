@@ -202,6 +202,13 @@ async def test_a_supervisor_listens_whispers_and_barges_and_only_in_scope(
         # Acme shows its agents who is listening.
         await expect(alice.get_by_test_id("supervision-banner")).to_have_text("Sam Lee has joined the call.")
 
+        # Scoring from the wallboard: the score is saved against the call.
+        await board.get_by_test_id("score-call").select_option(call_id)
+        await board.get_by_test_id("score-value").select_option("4")
+        await board.get_by_test_id("score-comment").fill("Calm and clear")
+        await board.get_by_test_id("score-submit").click()
+        await expect(board.get_by_test_id("score-status")).to_contain_text("Scored 4 for Acme Furniture")
+
         await board.get_by_test_id(f"leave-{call_id}").click()
         await expect(board.get_by_test_id(f"call-mode-{call_id}")).to_have_text("—", timeout=5_000)
         left = time.monotonic()
