@@ -17,6 +17,7 @@ from aiohttp import web
 from agent_client.web_agent import STATIC_DIR, session_of
 from agent_client.web_app import json_response, principal_of
 from agent_client.web_auth import Principal, Role
+from dialplan.tenant import Line
 from telephony.overflow_control import OverflowControl, OverflowRefused
 
 OVERFLOW = web.AppKey("overflow", OverflowControl)
@@ -50,6 +51,13 @@ def _refusals(handler: Handler) -> Handler:
     return guarded
 
 
+async def _line(request: web.Request) -> tuple[Principal, OverflowControl, Line]:
+    """Who asks, and the line they name, if theirs (another client's is a 404, as an unknown one)."""
+    principal = await _admin(request)
+    control = request.app[OVERFLOW]
+    return principal, control, control.line(request.match_info["line"], principal.clients)
+
+
 @_refusals
 async def list_lines(request: web.Request) -> web.StreamResponse:
     principal = await _admin(request)
@@ -59,16 +67,13 @@ async def list_lines(request: web.Request) -> web.StreamResponse:
 
 @_refusals
 async def get_line(request: web.Request) -> web.StreamResponse:
-    principal = await _admin(request)
-    control = request.app[OVERFLOW]
-    return json_response(control.view(control.line(request.match_info["line"], principal.clients)))
+    _, control, line = await _line(request)
+    return json_response(control.view(line))
 
 
 @_refusals
 async def switch(request: web.Request) -> web.StreamResponse:
-    principal = await _admin(request)
-    control = request.app[OVERFLOW]
-    line = control.line(request.match_info["line"], principal.clients)
+    principal, control, line = await _line(request)
     body = await _body(request)
     if not isinstance(body.get("on"), bool):
         raise OverflowRefused('expected {"on": true} or {"on": false}')
@@ -78,9 +83,7 @@ async def switch(request: web.Request) -> web.StreamResponse:
 
 @_refusals
 async def schedule(request: web.Request) -> web.StreamResponse:
-    principal = await _admin(request)
-    control = request.app[OVERFLOW]
-    line = control.line(request.match_info["line"], principal.clients)
+    principal, control, line = await _line(request)
     body = await _body(request)
     weekly, holidays = body.get("weekly", []), body.get("holidays", [])
     if not isinstance(weekly, list) or not isinstance(holidays, list):
@@ -91,9 +94,7 @@ async def schedule(request: web.Request) -> web.StreamResponse:
 
 @_refusals
 async def take_over(request: web.Request) -> web.StreamResponse:
-    principal = await _admin(request)
-    control = request.app[OVERFLOW]
-    line = control.line(request.match_info["line"], principal.clients)
+    principal, control, line = await _line(request)
     body = await _body(request)
     try:
         until = datetime.fromisoformat(str(body["until"]).replace("Z", "+00:00"))
@@ -105,9 +106,7 @@ async def take_over(request: web.Request) -> web.StreamResponse:
 
 @_refusals
 async def end_policy(request: web.Request) -> web.StreamResponse:
-    principal = await _admin(request)
-    control = request.app[OVERFLOW]
-    line = control.line(request.match_info["line"], principal.clients)
+    principal, control, line = await _line(request)
     body = await _body(request)
     await control.set_end_policy(principal.login, line, str(body.get("end_policy")))
     return json_response(control.view(line))

@@ -14,6 +14,7 @@ from config.errors import ConfigError
 from config.settings import Settings, load_settings
 from config.tenant_file import demo_tenant_path, load_tenant
 from dialplan.queues import Strategy
+from dialplan.tenant import Tenant
 from hotline.logs import configure_logging
 
 EXIT_CONFIG = 2
@@ -29,17 +30,24 @@ def _settings_or_exit() -> Settings:
         raise SystemExit(EXIT_CONFIG) from None
 
 
+def _tenant_or_none(path: Path) -> Tenant | None:
+    """The tenant file, or None after printing every problem in it."""
+    try:
+        return load_tenant(path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return None
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings_or_exit()
     if args.workers is not None:
         settings = replace(settings, workers=args.workers)
     tenant_path = Path(args.tenant) if args.tenant else settings.tenant_file or demo_tenant_path()
     configure_logging(settings.log_format, settings.log_level)
-    try:
-        tenant = load_tenant(tenant_path)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
+    tenant = _tenant_or_none(tenant_path)
+    if tenant is None:
         return EXIT_CONFIG
     from hotline.control import Control, StartupError
 
@@ -103,11 +111,8 @@ def _day(raw: str) -> date:
 def _cmd_pay(args: argparse.Namespace) -> int:
     settings = _settings_or_exit()
     tenant_path = Path(args.tenant) if args.tenant else settings.tenant_file or demo_tenant_path()
-    try:
-        tenant = load_tenant(tenant_path)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
+    tenant = _tenant_or_none(tenant_path)
+    if tenant is None:
         return EXIT_CONFIG
     if args.agent not in tenant.agents:
         print(f"hotline pay: no agent {args.agent!r} in {tenant_path}", file=sys.stderr)

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from playwright.async_api import Playwright, async_playwright
 
 from harness.bridge import BridgeProcess
 from harness.services import fresh_database
@@ -17,6 +18,14 @@ def _peers_installed() -> None:
     require_pjsua2()
     require_sipp()
     require_program("espeak-ng")
+
+
+@pytest.fixture
+async def playwright() -> AsyncIterator[Playwright]:
+    """Playwright, for the tests that drive Chromium (each requires the chromium program itself)."""
+    require_program("chromium")
+    async with async_playwright() as running:
+        yield running
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

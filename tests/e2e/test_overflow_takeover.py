@@ -12,13 +12,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
 import pytest
-from playwright.async_api import Browser, Page, Playwright, async_playwright, expect
+from playwright.async_api import Browser, Page, Playwright, expect
 
 from audio import AGENT_HZ, CALLER_HZ, read_wav, tone_present, write_tone_wav
 from harness.accessibility import check_accessibility
@@ -28,7 +27,6 @@ from harness.softphone import answer_call, go_available, launch, signed_in
 from harness.tenants import TENANTS
 from peers.peer_process import start_caller
 from peers.ports import free_udp_port
-from peers.require import require_program
 from peers.sipp import run_sipp, sipp_calls, write_scenario
 
 pytestmark = [pytest.mark.peers]
@@ -73,19 +71,6 @@ Content-Length: 0
 ]]></send>
 </scenario>
 """
-
-
-@pytest.fixture(autouse=True)
-def _programs() -> None:
-    require_program("chromium")
-    require_program("kamailio")
-    require_program("sipp")
-
-
-@pytest.fixture
-async def playwright() -> AsyncIterator[Playwright]:
-    async with async_playwright() as running:
-        yield running
 
 
 def tenant(tmp_path: Path, registrar_port: int, password: str) -> Path:

@@ -11,19 +11,17 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Playwright, async_playwright, expect
+from playwright.async_api import Playwright, expect
 
 from audio import AGENT_HZ, CALLER_HZ, write_tone_wav
 from harness.bridge import BridgeProcess
 from harness.softphone import answer_call, go_available, launch, signed_in
 from harness.tenants import TENANTS
 from peers.peer_process import start_caller
-from peers.require import require_program
 
 pytestmark = [pytest.mark.peers]
 
@@ -35,17 +33,6 @@ tiers = [{ min_s = 0, max_s = 5, rate = "0.50" }, { min_s = 5, rate = "1.20" }]
 """
 # Seconds the agent talks before hanging up: a second and more either side of the 5 s boundary.
 TALKS = (3.0, 6.0, 8.0)
-
-
-@pytest.fixture(autouse=True)
-def _chromium_installed() -> None:
-    require_program("chromium")
-
-
-@pytest.fixture
-async def playwright() -> AsyncIterator[Playwright]:
-    async with async_playwright() as running:
-        yield running
 
 
 async def test_three_calls_across_a_tier_boundary_make_the_expected_statement(

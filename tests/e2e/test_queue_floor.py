@@ -15,20 +15,18 @@ import asyncio
 import contextlib
 import itertools
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from playwright.async_api import Playwright, async_playwright, expect
+from playwright.async_api import Playwright, expect
 
 from audio import AGENT_HZ, CALLER_HZ, read_wav, tone_present, write_tone_wav
 from harness.bridge import BridgeProcess
 from harness.softphone import answer_call, launch, signed_in
 from harness.tenants import TENANTS
 from peers.peer_process import PeerProcess, start_caller
-from peers.require import require_program
 from telephony.media_assets import synthesize_greeting
 
 pytestmark = [pytest.mark.peers]
@@ -41,18 +39,6 @@ id = "acme"
 client = "acme"
 announcements = { position = true, position_every_s = 15 }
 """
-
-
-@pytest.fixture(autouse=True)
-def _programs_installed() -> None:
-    require_program("chromium")
-    require_program("espeak-ng")
-
-
-@pytest.fixture
-async def playwright() -> AsyncIterator[Playwright]:
-    async with async_playwright() as running:
-        yield running
 
 
 def found_at(recording: np.ndarray, prompt: np.ndarray) -> tuple[float, float]:

@@ -18,30 +18,18 @@ from typing import Any
 
 import numpy as np
 import pytest
-from playwright.async_api import Browser, Page, Playwright, async_playwright, expect
+from playwright.async_api import Browser, Page, Playwright, expect
 
 from audio import AGENT_HZ, CALLER_HZ, read_wav, tone_present, tone_ratio, write_tone_wav
 from harness.bridge import BridgeProcess
 from harness.softphone import answer_call, answer_to_tone_ms, go_available, launch, signed_in
 from harness.tenants import TENANTS
 from peers.peer_process import PeerProcess, start_caller
-from peers.require import require_program
 from telephony.media_assets import HOLD_MUSIC_NOTES_HZ
 
 pytestmark = [pytest.mark.peers]
 
 SOFTPHONE_TENANT = TENANTS / "softphone.toml"
-
-
-@pytest.fixture(autouse=True)
-def _chromium_installed() -> None:
-    require_program("chromium")
-
-
-@pytest.fixture
-async def playwright() -> AsyncIterator[Playwright]:
-    async with async_playwright() as running:
-        yield running
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from typing import Any
 import aiohttp
 import numpy as np
 import pytest
-from playwright.async_api import Page, Playwright, async_playwright, expect
+from playwright.async_api import Page, Playwright, expect
 
 from audio import AGENT_HZ, CALLER_HZ, SUPERVISOR_HZ, read_wav, tone_present, write_tone_wav
 from harness.accessibility import check_accessibility
@@ -27,7 +27,6 @@ from harness.bridge import BridgeProcess
 from harness.softphone import answer_call, go_available, launch, signed_in
 from harness.tenants import TENANTS
 from peers.peer_process import start_caller
-from peers.require import require_program
 
 pytestmark = [pytest.mark.peers]
 
@@ -53,17 +52,6 @@ clients = ["globex"]
 HEARD = 1e-3
 SILENT = 1e-4
 SETTLE_S = 0.6  # left out at the start of each mode's window: the switch, and the jitter buffers
-
-
-@pytest.fixture(autouse=True)
-def _chromium_installed() -> None:
-    require_program("chromium")
-
-
-@pytest.fixture
-async def playwright() -> AsyncIterator[Playwright]:
-    async with async_playwright() as running:
-        yield running
 
 
 def tenant(tmp_path: Path) -> Path:

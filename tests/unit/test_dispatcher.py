@@ -389,21 +389,22 @@ class Speech:
         return f"/prompts/{len(self.said)}.wav"
 
 
+def floor_with(t: Tenant) -> tuple[Floor, Speech]:
+    """A floor on this tenant whose prompts are spoken by `Speech`."""
+    clock, worker, recorder, speech = ManualClock(MON_9), Worker(), Recorder(), Speech()
+    dispatcher = Dispatcher(
+        tenant=t, live=MemoryLiveState(), clock=clock, workers=worker, recorder=recorder, prompts=speech
+    )
+    return Floor(dispatcher, clock, worker, recorder, {}), speech
+
+
 async def test_a_queue_s_whisper_is_played_to_the_agent_before_the_bridge_and_positions_to_the_caller() -> None:
     base = tenant()
     acme = QueueConfig(
         "acme", "acme", announcements=Announcements(position=True, position_every_s=None, agent_whisper="Acme VIP")
     )
-    clock, worker, recorder, speech = ManualClock(MON_9), Worker(), Recorder(), Speech()
-    dispatcher = Dispatcher(
-        tenant=replace(base, queues={"acme": acme}),
-        live=MemoryLiveState(),
-        clock=clock,
-        workers=worker,
-        recorder=recorder,
-        prompts=speech,
-    )
-    floor = Floor(dispatcher, clock, worker, recorder, {})
+    floor, speech = floor_with(replace(base, queues={"acme": acme}))
+    dispatcher, worker, recorder = floor.dispatcher, floor.worker, floor.recorder
     await floor.queue("c1")
     await settle()
     assert speech.said == ["You are first in line."]
@@ -423,16 +424,8 @@ async def test_a_full_queue_sends_the_caller_to_its_fallback_message_then_hangs_
     full = QueueConfig(
         "acme", "acme", max_length=1, fallback=Fallback(FallbackKind.HANGUP, message="We are closed for now.")
     )
-    clock, worker, recorder, speech = ManualClock(MON_9), Worker(), Recorder(), Speech()
-    dispatcher = Dispatcher(
-        tenant=replace(tenant(), queues={"acme": full}),
-        live=MemoryLiveState(),
-        clock=clock,
-        workers=worker,
-        recorder=recorder,
-        prompts=speech,
-    )
-    floor = Floor(dispatcher, clock, worker, recorder, {})
+    floor, speech = floor_with(replace(tenant(), queues={"acme": full}))
+    dispatcher, worker, recorder = floor.dispatcher, floor.worker, floor.recorder
     await floor.queue("c1")
     await floor.queue("c2")
     await settle()
