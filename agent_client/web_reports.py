@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from aiohttp import web
 
+from agent_client.web_agent import STATIC_DIR, session_of
 from agent_client.web_app import CONTEXT, json_response, principal_of
 from agent_client.web_auth import Role
 from dialplan.reports import COLUMNS, GROUPS, PERIODS, report
@@ -61,5 +62,15 @@ async def reports(request: web.Request) -> web.StreamResponse:
     )
 
 
+async def page(request: web.Request) -> web.StreamResponse:
+    session = session_of(request)
+    if session is None:
+        raise web.HTTPFound("/login")
+    if session.principal.role is Role.AGENT:
+        raise web.HTTPForbidden(text="Reports are for supervisors, client admins and tenant admins.")
+    return web.FileResponse(STATIC_DIR / "reports.html", headers={"Cache-Control": "no-store"})
+
+
 def add_report_routes(app: web.Application) -> None:
+    app.router.add_get("/reports", page)
     app.router.add_get("/api/reports", reports)

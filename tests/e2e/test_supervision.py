@@ -13,6 +13,7 @@ import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -208,9 +209,21 @@ async def test_a_supervisor_listens_whispers_and_barges_and_only_in_scope(
         records = await bridge.wait_for_calls(lambda cs: cs and cs[0]["outcome"])
         events = (await bridge.call(call_id))["events"]
 
+        # The supervisor's reports page, from the same records: today's acme row, and a chart.
+        await board.get_by_test_id("reports-link").click()
+        await board.wait_for_url("**/reports")
+        today = datetime.now(UTC).date().isoformat()
+        row = board.get_by_test_id(f"report-row-acme-{today}")
+        await expect(row).to_contain_text("acme", timeout=5_000)
+        cells = await row.locator("td").all_text_contents()
+        await check_accessibility(board, "reports")
+        bars = await board.get_by_test_id("report-chart").locator("rect").count()
+
     print(f"\nwallboard showed the waiting caller {(shown - queued) * 1000:.0f} ms after they were queued")
     assert shown - queued < 1.0
     assert records[0]["outcome"] == "answered"
+    assert cells[:5] == [today, "acme", "1", "1", "0"], cells  # offered, answered, abandoned
+    assert bars == 2, "one answered and one abandoned bar for acme"
     supervision = [(e["kind"], e["data"].get("supervisor"), e["data"].get("mode")) for e in events]
     assert [s for s in supervision if s[0].startswith("supervisor")] == [
         ("supervisor_joined", "sam", "listen"),

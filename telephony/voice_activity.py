@@ -1,0 +1,29 @@
+"""Voice activity in a recorded side of a call: webrtcvad's decision for each 20 ms frame.
+
+Runs on files after the call (in a thread, off the event loop), never on
+the call's media path.
+"""
+
+from __future__ import annotations
+
+import wave
+from pathlib import Path
+
+import webrtcvad
+
+FRAME_MS = 20
+RATES = (8000, 16000, 32000, 48000)
+
+
+def speech_frames(path: Path, aggressiveness: int = 2) -> list[bool]:
+    """One decision per 20 ms frame of a mono 16-bit WAV at 8, 16, 32 or 48 kHz; a partial last frame is left out."""
+    with wave.open(str(path), "rb") as wav:
+        rate, width, channels = wav.getframerate(), wav.getsampwidth(), wav.getnchannels()
+        if rate not in RATES or width != 2 or channels != 1:
+            raise ValueError(
+                f"{path}: expected mono 16-bit PCM at {RATES} Hz, got {channels} ch {width * 8}-bit {rate} Hz"
+            )
+        pcm = wav.readframes(wav.getnframes())
+    vad = webrtcvad.Vad(aggressiveness)
+    step = rate * FRAME_MS // 1000 * 2
+    return [vad.is_speech(pcm[i : i + step], rate) for i in range(0, len(pcm) - step + 1, step)]
