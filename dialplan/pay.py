@@ -55,6 +55,8 @@ class PaidCall:
     during_overflow: bool = False
     # The supervisor's score, 1 to 5, when the call was scored.
     score: int | None = None
+    # Silence at the end of the call (from its recording's voice figures), when known.
+    trailing_silence_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -66,13 +68,22 @@ class PricedCall:
     multiplier: Decimal
     amount: Decimal
     reasons: tuple[str, ...]
+    # Talk past a tier boundary that was only silence: paid at the lower tier, flagged for review.
+    padded: bool = False
 
 
 def price_call(call: PaidCall, rules: PayRules, zone: ZoneInfo) -> PricedCall:
     card, premiums = rules.card, rules.premiums
     tier = card.tier_for(call.talk_s)
-    base = tier.rate if tier is not None else Decimal(0)
     multiplier, reasons = ONE, []
+    padded = False
+    if tier is not None and call.trailing_silence_s:
+        # The talk that crossed into this tier was silence: the higher tier is not earned by itself.
+        spoken = card.tier_for(max(0.0, call.talk_s - call.trailing_silence_s))
+        if spoken is not None and spoken != tier:
+            tier, padded = spoken, True
+            reasons.append("padded: silence past the tier boundary, for review")
+    base = tier.rate if tier is not None else Decimal(0)
     if call.during_overflow and premiums.overflow != ONE:
         multiplier *= premiums.overflow
         reasons.append(f"overflow x{premiums.overflow}")
@@ -80,7 +91,7 @@ def price_call(call: PaidCall, rules: PayRules, zone: ZoneInfo) -> PricedCall:
         multiplier *= premiums.night
         reasons.append(f"night x{premiums.night}")
     amount = money(base * multiplier, card.currency)
-    return PricedCall(call, card.currency, tier, money(base, card.currency), multiplier, amount, tuple(reasons))
+    return PricedCall(call, card.currency, tier, money(base, card.currency), multiplier, amount, tuple(reasons), padded)
 
 
 @dataclass(frozen=True)
@@ -162,18 +173,30 @@ def paid_calls(
         return []
     summary = summarize(events)
     answered_at: dict[str, datetime] = {}
+    trailing: float | None = None
     for event in events:
         agent = event.data.get("agent")
         if event.kind == EventKind.ANSWERED and isinstance(agent, str):
             answered_at.setdefault(agent, event.at)
+        elif event.kind == EventKind.VOICE_ANALYSED and isinstance(event.data.get("trailing_silence_s"), int | float):
+            trailing = float(event.data["trailing_silence_s"])
     return [
-        PaidCall(call_id, client_id, agent, answered_at[agent], share.talk_s, during_overflow)
+        PaidCall(
+            call_id,
+            client_id,
+            agent,
+            answered_at[agent],
+            share.talk_s,
+            during_overflow,
+            # The recording's silence is the end of the call: it concerns whoever was on it then.
+            trailing_silence_s=trailing if agent == summary.answered_by else None,
+        )
         for agent, share in sorted(summary.agents.items())
         if share.answered and agent in answered_at
     ]
 
 
-STATEMENT_COLUMNS = ("call", "client", "answered_at", "talk_s", "tier", "rate", "premiums", "amount")
+STATEMENT_COLUMNS = ("call", "client", "answered_at", "talk_s", "tier", "rate", "notes", "amount")
 
 
 def statement_rows(statement: Statement) -> list[tuple[str, ...]]:

@@ -39,6 +39,8 @@ class EventKind(StrEnum):
     SUPERVISOR_LEFT = "supervisor_left"
     # After the call: the agent who took it finished their wrap-up (the only event a closed call takes).
     WRAP_UP_ENDED = "wrap_up_ended"
+    # After the call: its recording's voice figures (talk shares, silences) and where the files are.
+    VOICE_ANALYSED = "voice_analysed"
     ENDED = "ended"
     INTERRUPTED = "interrupted"
 
@@ -56,7 +58,7 @@ class Outcome(StrEnum):
 
 TERMINAL_KINDS = frozenset({EventKind.ENDED, EventKind.INTERRUPTED, EventKind.REJECTED})
 # The events a closed call's timeline still takes.
-AFTER_CLOSE_KINDS = frozenset({EventKind.WRAP_UP_ENDED})
+AFTER_CLOSE_KINDS = frozenset({EventKind.WRAP_UP_ENDED, EventKind.VOICE_ANALYSED})
 
 
 @dataclass(frozen=True)

@@ -198,6 +198,7 @@ class Control:
                     reconnect_grace_s=s.agent_grace_s,
                     ice_servers=s.ice_servers,
                     codec=s.rtc_codec,
+                    recordings_dir=s.var_dir / "recordings",
                 ),
                 prompts=SpeechCache(s.cache_dir),
             )

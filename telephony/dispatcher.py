@@ -30,6 +30,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
@@ -44,10 +45,12 @@ from dialplan.queues import FallbackKind
 from dialplan.router import Action, AgentChanged, Announce, CancelOffer, NoShow, Router, RouterError, SendToFallback
 from dialplan.router import Offer as RouterOffer
 from dialplan.shifts import shift_status, upcoming_slots
-from dialplan.tenant import Tenant
+from dialplan.tenant import RecordingPolicy, Tenant
 from dialplan.timeline import EventKind, TimelineEvent
+from dialplan.voice_analytics import voice_figures
 from dialplan.wait_estimate import HandleTimes, estimated_wait_s
 from store.live_state import AgentLive, LiveState
+from telephony.voice_activity import speech_frames
 
 log = structlog.get_logger("telephony.dispatcher")
 
@@ -55,6 +58,8 @@ Message = dict[str, Any]
 DTMF_DIGITS = re.compile(r"^[0-9*#A-Da-d]{1,32}$")
 # The router wants a step at least this often, for slots that start or end and for no-shows.
 TICK_S = 1.0
+# A call's recording is analysed this long after it ended: the worker closes the files as the leg goes.
+ANALYSE_AFTER_S = 1.5
 # After an event, the ticker waits this long for others before it looks at the deadlines again.
 COALESCE_S = 0.05
 # Said before hanging up on a caller whose queue's fallback has no message of its own,
@@ -132,6 +137,8 @@ class LiveCall:
     rtc_id: str
     answered_at: datetime
     queue_id: str
+    # The caller's side and the agent's, while recorded.
+    recording: tuple[Path, Path] | None = None
     held: bool = False
     muted: bool = False
     media_ok: bool = True
@@ -163,6 +170,8 @@ class DispatcherSettings:
     # The zone plain-words shift explanations are written in.
     display_zone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
     request_timeout_s: float = 5.0
+    # Where calls of clients with recording = "always" are recorded; None: nowhere.
+    recordings_dir: Path | None = None
 
 
 class Dispatcher:
@@ -755,7 +764,11 @@ class Dispatcher:
             if runtime.offer is not offer:
                 raise ProtocolError("no_such_call", "That call is no longer ringing for you.")
             # Audio first: the click must be heard at once; the record follows.
-            await self._worker(offer.call, "bridge", {"leg": offer.call.leg, "rtc_id": offer.rtc_id})
+            recording = self._recording_files(offer.call)
+            body: Message = {"leg": offer.call.leg, "rtc_id": offer.rtc_id}
+            if recording is not None:
+                body["record"] = {"caller": str(recording[0]), "agent": str(recording[1])}
+            await self._worker(offer.call, "bridge", body)
             runtime.offer = None
             call = offer.call
             caller = self.router.callers[call.call_id]
@@ -763,11 +776,30 @@ class Dispatcher:
             now = self.clock.now()
             self.stats.answered(queue_id, (now - caller.arrived_at).total_seconds(), now)
             self._calls.pop(call.call_id, None)
-            live = LiveCall(call, login, offer.rtc_id, self.clock.now(), queue_id)
+            live = LiveCall(call, login, offer.rtc_id, self.clock.now(), queue_id, recording)
             runtime.live = live
             self.recorder.record(call.call_id, [self._event(EventKind.ANSWERED, agent=login)])
             await self._route(lambda now: self.router.answered(call.call_id, login, now))
             self._send(login, self._call_message(live, "connected"))
+
+    def _recording_files(self, call: QueuedCall) -> tuple[Path, Path] | None:
+        client = self.tenant.clients.get(call.client_id)
+        directory = self.settings.recordings_dir
+        if directory is None or client is None or client.recording is not RecordingPolicy.ALWAYS:
+            return None
+        return directory / f"{call.call_id}.caller.wav", directory / f"{call.call_id}.agent.wav"
+
+    async def _analyse(self, call_id: str, files: tuple[Path, Path]) -> None:
+        """The recording's voice figures, once the worker has closed its files; off the event loop."""
+        await asyncio.sleep(ANALYSE_AFTER_S)
+        try:
+            caller, agent = await asyncio.to_thread(lambda: [speech_frames(path) for path in files])
+        except (OSError, ValueError, EOFError) as exc:
+            log.warning("voice_analysis_failed", call_id=call_id, error=str(exc))
+            return
+        figures = voice_figures(caller, agent)
+        data = {**figures.to_json(), "caller_file": files[0].name, "agent_file": files[1].name}
+        self.recorder.record(call_id, [self._event(EventKind.VOICE_ANALYSED, **data)])
 
     async def _whisper(self, offer: Offer) -> None:
         """The queue's whisper, to the agent only, before the caller is connected (app_queue's `announce`).
@@ -868,6 +900,8 @@ class Dispatcher:
         self._handle_times.setdefault(live.queue_id, HandleTimes()).observe(talk_s + wrap_s)
         await self.live.release_agent(login, live.call.call_id, "wrap_up", at=self.clock.now())
         self._runtime(login).wrapping = live.call.call_id
+        if live.recording is not None:
+            self._spawn(self._analyse(live.call.call_id, live.recording))
         await self._route(
             lambda now: self.router.call_ended(live.call.call_id, login, now, talk_s=talk_s, earned=earned)
         )

@@ -367,6 +367,8 @@ class _Leg:
     greeting: _GreetingPlayer | None = None
     hearing: str | None = None
     music: Path | None = None
+    # The caller's side and the agent's, while the call is recorded; closed (finalised) with the call.
+    recorders: list[Any] = field(default_factory=list)
     # An announcement due once the greeting (or the announcement playing) ends: the latest one wins.
     next_prompt: Path | None = None
     hang_up_after_prompt: bool = False
@@ -469,9 +471,12 @@ class SipAdapter:
         """Give the agent leg a port; nothing is connected yet (the caller keeps hearing the greeting or music)."""
         await self._run(lambda: self._attach_agent(key, leg, shuttle))
 
-    async def bridge_agent(self, key: str) -> None:
-        """Caller and agent hear each other; the caller's greeting or music stops."""
-        await self._run(lambda: self._bridge_agent(key))
+    async def bridge_agent(self, key: str, record: tuple[Path, Path] | None = None) -> None:
+        """Caller and agent hear each other; the caller's greeting or music stops.
+
+        `record`: WAV files for the caller's side and the agent's, each recorded on its own
+        (so voice activity can be told apart), from now until the call ends."""
+        await self._run(lambda: self._bridge_agent(key, record))
 
     async def hold_agent(self, key: str, on: bool) -> None:
         """On: both directions cut and the caller hears music. Off: back to talking."""
@@ -766,6 +771,9 @@ class SipAdapter:
         if leg.greeting is not None:
             self._graveyard.append(leg.greeting)
             leg.greeting = None
+        # Destroyed after this callback returns, which writes the files' headers.
+        self._graveyard.extend(leg.recorders)
+        leg.recorders.clear()
         # pjsua removed the call's conference port and every connection to it:
         # the agent ports only go back to the pool.
         for key in list(leg.agents):
@@ -983,7 +991,7 @@ class SipAdapter:
         if not player.done.done():
             player.done.set_result(None)
 
-    def _bridge_agent(self, key: str) -> None:
+    def _bridge_agent(self, key: str, record: tuple[Path, Path] | None = None) -> None:
         use = self._agent(key)
         leg = self._leg(use.leg)
         self._end_whisper(key)
@@ -996,6 +1004,19 @@ class SipAdapter:
             self._connect_agent(use, caller)
         use.bridged = True
         use.held = False
+        if record is not None:
+            self._record(leg, use, caller, record)
+
+    def _record(self, leg: _Leg, use: _AgentUse, caller: Any, files: tuple[Path, Path]) -> None:
+        if not leg.recorders:
+            for path in files:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                recorder = pj.AudioMediaRecorder()
+                recorder.createRecorder(str(path))
+                leg.recorders.append(recorder)
+            caller.startTransmit(leg.recorders[0])
+        # A later agent (the first one lost) is recorded on the same agent's side.
+        use.port.startTransmit(leg.recorders[1])
 
     def _hold_agent(self, key: str, on: bool) -> None:
         use = self._agent(key)
@@ -1112,6 +1133,9 @@ class SipAdapter:
             if leg is not None:
                 leg.agents.discard(key)
                 self._unlink_ports(use, leg)
+                if leg.recorders:
+                    # A pooled port must not go on feeding this call's recording.
+                    _link(use.port, leg.recorders[1], on=False)
                 if use.supervising is not None:
                     caller = leg.call.getAudioMedia(-1)
                     _link(caller, use.port, on=False)

@@ -283,7 +283,9 @@ class Worker:
 
     async def _bridge(self, body: Body) -> Body:
         rtc = self._rtc_leg(body)
-        await self.adapter.bridge_agent(rtc.rtc_id)
+        files = body.get("record")
+        record = (Path(str(files["caller"])), Path(str(files["agent"]))) if isinstance(files, dict) else None
+        await self.adapter.bridge_agent(rtc.rtc_id, record)
         rtc.set_media(bridged=True, held=False)
         return {}
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import wave
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pytest
 
 from dialplan.clock import ManualClock
@@ -472,3 +475,56 @@ async def test_callers_waiting_when_an_overflow_window_ends_go_back_where_the_cl
     ]
     assert floor.recorder.hints["c1"] == "bridge"
     assert floor.dispatcher.snapshot()["waiting"] == ["c2"], "serve: our agents take them to the end"
+
+
+async def test_calls_of_a_recording_client_are_recorded_and_analysed_after_they_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import telephony.dispatcher as dispatcher_module
+    from dialplan.tenant import RecordingPolicy
+
+    monkeypatch.setattr(dispatcher_module, "ANALYSE_AFTER_S", 0.0)
+    base = tenant()
+    recorded = replace(base.clients["globex"], recording=RecordingPolicy.ALWAYS)
+    clock, worker, recorder = ManualClock(MON_9), Worker(), Recorder()
+    dispatcher = Dispatcher(
+        tenant=replace(base, clients={**base.clients, "globex": recorded}),
+        live=MemoryLiveState(),
+        clock=clock,
+        workers=worker,
+        recorder=recorder,
+        settings=DispatcherSettings(recordings_dir=tmp_path),
+    )
+    floor = Floor(dispatcher, clock, worker, recorder, {})
+    await floor.sign_in("alice")
+    await floor.queue("plain")  # acme: not recorded
+    await floor.pick_up("alice", "plain")
+    assert "record" not in worker.requests[-1][2]
+    await dispatcher.call_ended("plain", "caller")
+    await floor.queue("rec", client="globex")
+    await floor.pick_up("alice", "rec")
+    files = worker.requests[-1][2]["record"]
+    assert files == {"caller": str(tmp_path / "rec.caller.wav"), "agent": str(tmp_path / "rec.agent.wav")}
+    # What the worker would have written: the caller talked the first 2 s of 4 (a noise burst), nobody after.
+    rng = np.random.default_rng(3)
+    burst = (rng.standard_normal(16000) * 6000).astype(np.int16)
+    for name, pcm in (
+        ("caller", np.concatenate([burst, np.zeros(16000, np.int16)])),
+        ("agent", np.zeros(32000, np.int16)),
+    ):
+        with wave.open(files[name], "wb") as out:
+            out.setnchannels(1)
+            out.setsampwidth(2)
+            out.setframerate(8000)
+            out.writeframes(pcm.tobytes())
+    await dispatcher.call_ended("rec", "caller")
+    for _ in range(100):
+        if any(e.kind == "voice_analysed" for e in recorder.events["rec"]):
+            break
+        await asyncio.sleep(0.02)
+    (voice,) = [e.data for e in recorder.events["rec"] if e.kind == "voice_analysed"]
+    assert voice["agent_talk_pct"] == 0.0
+    assert voice["caller_talk_pct"] > 40.0
+    assert voice["caller_file"] == "rec.caller.wav"
+    assert not any(e.kind == "voice_analysed" for e in recorder.events.get("plain", []))
+    await dispatcher.stop()

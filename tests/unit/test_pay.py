@@ -122,3 +122,21 @@ def test_no_calls_no_statement_and_currencies_round_to_their_minor_unit() -> Non
     assert price_call(call(10), PayRules(dinar), PARIS).amount == Decimal("0.124")
     assert money(Decimal("0.005"), "EUR") == Decimal("0.01")
     assert money(Decimal("0.0049"), "EUR") == Decimal("0.00")
+
+
+@pytest.mark.parametrize(
+    ("talk_s", "trailing_s", "amount", "padded"),
+    [
+        (62.0, 5.0, "0.40", True),  # the 2 s past 60 were silence: paid below the boundary, flagged
+        (62.0, 1.0, "1.10", False),  # 61 s of talk: the tier is earned
+        (70.0, 5.0, "1.10", False),  # still past 60 without the silence
+        (62.0, None, "1.10", False),  # no recording: nothing to say
+        (302.0, 3.0, "1.10", True),  # the same at the next boundary
+    ],
+)
+def test_silence_padding_past_a_tier_boundary_is_flagged_not_paid(
+    talk_s: float, trailing_s: float | None, amount: str, padded: bool
+) -> None:
+    priced = price_call(call(talk_s, trailing_silence_s=trailing_s), PayRules(CARD), PARIS)
+    assert (priced.amount, priced.padded) == (Decimal(amount), padded)
+    assert any("padded" in reason for reason in priced.reasons) == padded

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from worker_peers import BrowserAgent, Media, Recording, agents, cpu_meter, running_worker
 
-from audio import AGENT_HZ, CALLER_HZ, SUPERVISOR_HZ, segments, tone_present, tone_ratio, write_tone_wav
+from audio import AGENT_HZ, CALLER_HZ, SUPERVISOR_HZ, read_wav, segments, tone_present, tone_ratio, write_tone_wav
 from peers.peer_process import start_caller
 from telephony.ipc import RemoteError
 from telephony.media_assets import FALLBACK_GREETING_HZ, HOLD_MUSIC_NOTES_HZ
@@ -495,3 +495,31 @@ async def test_a_supervisor_listens_whispers_and_barges_without_renegotiating(tm
     await asyncio.to_thread(verify)
     assert signaling == "stable"
     assert (stats["agent_ports"], stats["agent_port_errors"]) == (1, 0)
+
+
+async def test_a_bridged_call_is_recorded_one_side_per_file(tmp_path: Path, media: Media) -> None:
+    files = {"caller": str(tmp_path / "rec" / "c1.caller.wav"), "agent": str(tmp_path / "rec" / "c1.agent.wav")}
+    async with running_worker(tmp_path, media, asyncio_debug=False) as worker:
+        caller = await start_caller(worker.uri("1001"), play=media.caller_tone, max_seconds=60)
+        async with caller, agents(AGENT_HZ) as (agent,):
+            leg = await worker.handler.next_leg()
+            await caller.wait_for("media_active", timeout=15)
+            await worker.open_agent(agent, leg, "a1")
+            await worker.request("bridge", leg=leg, rtc_id="a1", record=files)
+            await asyncio.sleep(3.0)
+            await worker.request("hangup", leg=leg)
+            await caller.wait_for("done", timeout=10)
+            await worker.handler.wait_for("rtc_state", rtc_id="a1", state="closed")
+            await asyncio.sleep(0.5)  # the recorders are destroyed (and their files closed) after the leg
+
+    def verify() -> None:
+        caller_side, rate = read_wav(files["caller"])
+        agent_side, _ = read_wav(files["agent"])
+        assert rate == RATE
+        assert len(caller_side) / rate == pytest.approx(3.0, abs=0.6)
+        assert tone_present(caller_side, RATE, CALLER_HZ)
+        assert not tone_present(caller_side, RATE, AGENT_HZ)
+        assert tone_present(agent_side[RATE:], RATE, AGENT_HZ)
+        assert not tone_present(agent_side, RATE, CALLER_HZ)
+
+    await asyncio.to_thread(verify)
