@@ -214,12 +214,16 @@ class Tenant:
     def queue_for_line(self, line: Line) -> QueueConfig:
         """Where the line's calls wait: its own queue, else its client's queue named after the client,
         else the client's first configured queue."""
-        queues = self.all_queues
         if line.queue is not None:
-            return queues[line.queue]
-        if line.client_id in queues and queues[line.client_id].client_id == line.client_id:
-            return queues[line.client_id]
-        return next(q for q in queues.values() if q.client_id == line.client_id)
+            return self.all_queues[line.queue]
+        return self.client_queue(line.client_id)
+
+    def client_queue(self, client_id: str) -> QueueConfig:
+        """The client's queue named after it, else its first configured queue."""
+        queues = self.all_queues
+        if client_id in queues and queues[client_id].client_id == client_id:
+            return queues[client_id]
+        return next(q for q in queues.values() if q.client_id == client_id)
 
     @cached_property
     def forwarded_lines(self) -> Mapping[str, Line]:

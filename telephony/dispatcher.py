@@ -40,6 +40,7 @@ from dialplan.clock import Clock, iso_z
 from dialplan.floor_stats import FloorStats
 from dialplan.offers import RING_TIMEOUT_S, mask_number
 from dialplan.overflow import EndPolicy, Overflow
+from dialplan.pay import PaidCall, PayRules, price_call
 from dialplan.prompts import position_prompt
 from dialplan.queues import FallbackKind
 from dialplan.router import Action, AgentChanged, Announce, CancelOffer, NoShow, Router, RouterError, SendToFallback
@@ -857,11 +858,7 @@ class Dispatcher:
     async def call_queued(self, call: QueuedCall) -> None:
         queue_id = call.queue_id
         if queue_id is None or queue_id not in self.router.queues:
-            client = self.tenant.clients[call.client_id]
-            queue_id = next(
-                (q.id for q in self.router.queues.values() if q.id == client.id and q.client_id == client.id),
-                next(q.id for q in self.router.queues.values() if q.client_id == client.id),
-            )
+            queue_id = self.tenant.client_queue(call.client_id).id
         async with self._lock:
             self._calls[call.call_id] = call
             try:
@@ -894,8 +891,12 @@ class Dispatcher:
         talk_s = max(0.0, (self.clock.now() - live.answered_at).total_seconds())
         client = self.tenant.clients.get(live.call.client_id)
         card = self.tenant.rate_cards.get(live.call.client_id)
-        tier = card.tier_for(talk_s) if card is not None else None
-        earned = tier.rate if tier is not None else Decimal(0)
+        earned = Decimal(0)
+        if card is not None and client is not None:
+            # As the statement will price it (premiums included), so fair_earnings sees the same money.
+            overflow = any(line.id == live.call.line_id and line.overflow for line in self.tenant.lines)
+            paid = PaidCall(live.call.call_id, client.id, login, live.answered_at, talk_s, overflow)
+            earned = price_call(paid, PayRules.of(card), client.timezone).amount
         wrap_s = client.wrap_up_s if client is not None else 0
         self._handle_times.setdefault(live.queue_id, HandleTimes()).observe(talk_s + wrap_s)
         await self.live.release_agent(login, live.call.call_id, "wrap_up", at=self.clock.now())
