@@ -37,6 +37,7 @@ REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
     "hold": ("call_id", "on"),
     "mute": ("call_id", "on"),
     "dtmf": ("call_id", "digits"),
+    "record": ("call_id",),
     "ping": ("t",),
 }
 

@@ -2,6 +2,11 @@
 
 Tenant admins see every client, supervisors the clients they supervise,
 client admins their own client; agents see none.
+
+Per agent, rows also carry `staffed_s` and `occupancy` (dialplan.reports);
+per client or queue these are null, since an agent's time isn't split by
+client. A scoped viewer sees them for the agents who answered the scope's
+calls or serve one of its clients; an agent's figures cover all their work.
 """
 
 from __future__ import annotations
@@ -15,9 +20,12 @@ from aiohttp import web
 from agent_client.web_agent import STATIC_DIR, session_of
 from agent_client.web_app import CONTEXT, json_response, principal_of
 from agent_client.web_auth import Role
-from dialplan.reports import COLUMNS, GROUPS, PERIODS, report
+from dialplan.reports import COLUMNS, GROUPS, PERIODS, ReportCall, StateSpan, report
+from dialplan.tenant import Tenant
+from store.agent_states import state_spans
 from store.report_calls import report_calls
 
+REPORT_TENANT = web.AppKey("report_tenant", Tenant)
 MAX_DAYS = 92
 
 
@@ -44,13 +52,15 @@ async def reports(request: web.Request) -> web.StreamResponse:
         if not principal.may_see_client(client):
             return json_response({"error": f"no access to client {client!r}"}, 403)
         scope = frozenset({client})
-    calls = await report_calls(
-        request.app[CONTEXT].records,
-        since=datetime.combine(first, time(), UTC),
-        until=datetime.combine(last + timedelta(days=1), time(), UTC),
-        client_ids=scope,
-    )
-    rows = report(calls, group=group, period=period, threshold_s=threshold)
+    records = request.app[CONTEXT].records
+    since = datetime.combine(first, time(), UTC)
+    until = datetime.combine(last + timedelta(days=1), time(), UTC)
+    calls = await report_calls(records, since=since, until=until, client_ids=scope)
+    spans: list[StateSpan] = []
+    if group == "agent":
+        logins = _agents_in_scope(request.app.get(REPORT_TENANT), scope, calls)
+        spans = await state_spans(records.engine, since=since, until=until, logins=logins, now=datetime.now(UTC))
+    rows = report(calls, group=group, period=period, threshold_s=threshold, spans=spans)
     if query.get("format") == "csv":
         out = io.StringIO()
         writer = csv.DictWriter(out, COLUMNS, lineterminator="\n")
@@ -62,6 +72,18 @@ async def reports(request: web.Request) -> web.StreamResponse:
     )
 
 
+def _agents_in_scope(
+    tenant: Tenant | None, scope: frozenset[str] | None, calls: list[ReportCall]
+) -> frozenset[str] | None:
+    """Whose staffed time the viewer sees: everyone's with the whole tenant in scope (None)."""
+    if scope is None:
+        return None
+    found = {call.agent for call in calls if call.agent is not None}
+    if tenant is not None:
+        found |= {login for login, agent in tenant.agents.items() if any(s.client_id in scope for s in agent.serves)}
+    return frozenset(found)
+
+
 async def page(request: web.Request) -> web.StreamResponse:
     session = session_of(request)
     if session is None:
@@ -71,6 +93,9 @@ async def page(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(STATIC_DIR / "reports.html", headers={"Cache-Control": "no-store"})
 
 
-def add_report_routes(app: web.Application) -> None:
+def add_report_routes(app: web.Application, tenant: Tenant | None = None) -> None:
+    """`tenant`: who serves which client, so scoped viewers see the staffed time of agents without calls."""
+    if tenant is not None:
+        app[REPORT_TENANT] = tenant
     app.router.add_get("/reports", page)
     app.router.add_get("/api/reports", reports)

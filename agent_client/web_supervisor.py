@@ -36,6 +36,7 @@ REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
     "join": ("call_id", "sdp", "mode"),
     "mode": ("call_id", "mode"),
     "leave": ("call_id",),
+    "record": ("call_id",),
     "ping": ("t",),
 }
 
@@ -52,6 +53,8 @@ class SupervisorDesk(Protocol):
     def live_call(self, login: str, call_id: str) -> Any: ...
 
     def scope(self, login: str) -> frozenset[str]: ...
+
+    async def record(self, login: str, call_id: str) -> None: ...
 
 
 SUPERVISION = web.AppKey("supervision", object)
@@ -135,6 +138,18 @@ async def score_call(request: web.Request) -> web.Response:
     )
 
 
+async def record_call(request: web.Request) -> web.Response:
+    """Start recording a live call, where its client records on demand."""
+    login = await _api_supervisor(request)
+    call_id = request.match_info["call_id"]
+    try:
+        await _desk(request).record(login, call_id)
+    except ValueError as exc:
+        status = getattr(exc, "status", 409)
+        return web.json_response({"error": str(exc), "code": getattr(exc, "code", "forbidden")}, status=status)
+    return web.json_response({"call_id": call_id, "recording": "on"})
+
+
 async def socket(request: web.Request) -> web.StreamResponse:
     found = _supervisor(request)
     if isinstance(found, web.Response):
@@ -196,3 +211,4 @@ def add_supervisor_routes(app: web.Application, *, supervision: SupervisorDesk) 
     app.router.add_get("/api/supervisor/calls", list_calls)
     app.router.add_get("/api/supervisor/calls/{call_id}", get_call)
     app.router.add_post("/api/supervisor/calls/{call_id}/score", score_call)
+    app.router.add_post("/api/supervisor/calls/{call_id}/record", record_call)

@@ -25,7 +25,9 @@ The schema (docs/tenant-file.md has a complete, commented example)::
     greeting = { text = "Thank you for calling." }   # or { wav = "greetings/acme.wav" }
     hold_music = "music/acme.wav"     # optional
     knowledge_base_url = "https://kb.example.com/acme"   # optional, http(s)
-    recording = "off"                 # off (default) | always | on_demand
+    recording = "off"                 # off (default) | always | on_demand (started by agent or supervisor)
+    recording_retention_days = 90     # recordings are purged this many days after the call; default 90
+    recordings_for_client_admin = false   # the client's admins may play its recordings; default false
     mask_caller_number = false        # default false
     live_listening = true             # supervisors may listen, whisper and barge; default true
     agent_sees_supervisor = false     # the agent is shown who listens; default false
@@ -801,6 +803,8 @@ class _Loader:
         hold_music = node.opt("hold_music", self.wav)
         knowledge_base_url = node.opt("knowledge_base_url", URL)
         recording = node.get_or("recording", RECORDING, RecordingPolicy.OFF)
+        retention_days = node.get_or("recording_retention_days", LEVEL, 90)
+        for_client_admin = node.get_or("recordings_for_client_admin", BOOLEAN, False)
         mask = node.get_or("mask_caller_number", BOOLEAN, False)
         live_listening = node.get_or("live_listening", BOOLEAN, True)
         agent_sees_supervisor = node.get_or("agent_sees_supervisor", BOOLEAN, False)
@@ -820,6 +824,8 @@ class _Loader:
             greeting=greeting,
             knowledge_base_url=knowledge_base_url,
             recording=recording,
+            recording_retention_days=retention_days,
+            recordings_for_client_admin=for_client_admin,
             mask_caller_number=mask,
             live_listening=live_listening,
             agent_sees_supervisor=agent_sees_supervisor,

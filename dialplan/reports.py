@@ -8,13 +8,22 @@ default); callers who hung up within 5 s are left out of both sides, as in
 dialplan.floor_stats. Average speed of answer is the mean queue wait of
 answered calls; average handle time is their mean talk plus hold plus
 wrap-up.
+
+Occupancy is an agent's busy share of their staffed time: time on a call
+or in wrap-up over time available, ringing, on a call or in wrap-up
+(paused and signed-out time count on neither side), from their state
+spans, rounded to 4 places; None without staffed time. ``staffed_s`` is
+that staffed time. Spans are split exactly at the period boundaries
+(UTC days or hours). Only the agent grouping has them: an agent's idle
+time belongs to no client or queue, so client and queue rows carry None.
+An agent staffed in a period without taking a call there still gets a row.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from dialplan.floor_stats import SERVICE_LEVEL_S, SHORT_ABANDON_S
 
@@ -30,7 +39,12 @@ COLUMNS = (
     "service_level",
     "avg_speed_of_answer_s",
     "avg_handle_s",
+    "staffed_s",
+    "occupancy",
 )
+# An agent's states that count as staffed, and of those the busy ones.
+STAFFED_STATES = frozenset({"available", "ringing", "on_call", "wrap_up"})
+BUSY_STATES = frozenset({"on_call", "wrap_up"})
 
 
 @dataclass(frozen=True)
@@ -44,6 +58,27 @@ class ReportCall:
     talk_s: float
     hold_s: float
     wrap_up_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class StateSpan:
+    """An agent in one state from `start` to `end`; one agent's spans never overlap."""
+
+    agent: str
+    state: str
+    start: datetime
+    end: datetime
+    reason: str | None = None
+
+
+@dataclass
+class Occupancy:
+    staffed_s: float = 0.0
+    busy_s: float = 0.0
+
+    @property
+    def share(self) -> float | None:
+        return None if self.staffed_s <= 0 else round(self.busy_s / self.staffed_s, 4)
 
 
 @dataclass
@@ -88,9 +123,17 @@ class _Tally:
 
 
 def report(
-    calls: Iterable[ReportCall], *, group: str, period: str, threshold_s: float = SERVICE_LEVEL_S
+    calls: Iterable[ReportCall],
+    *,
+    group: str,
+    period: str,
+    threshold_s: float = SERVICE_LEVEL_S,
+    spans: Iterable[StateSpan] = (),
 ) -> list[dict[str, object]]:
-    """One row per (period, group), in order; calls never offered (refused, still open) are left out."""
+    """One row per (period, group), in order; calls never offered (refused, still open) are left out.
+
+    `spans` (agents' states) give the agent grouping its staffed time and occupancy; other groupings ignore them.
+    """
     if group not in GROUPS or period not in PERIODS:
         raise ValueError(f"group is one of {GROUPS}, period one of {PERIODS}")
     tallies: dict[tuple[str, str], _Tally] = {}
@@ -100,6 +143,55 @@ def report(
         key = {"client": call.client_id, "queue": call.queue_id, "agent": call.agent}[group]
         if key is None:
             continue  # by agent: a call nobody answered belongs to no agent
-        stamp = call.arrived_at.strftime("%Y-%m-%d" if period == "day" else "%Y-%m-%dT%H:00Z")
-        tallies.setdefault((stamp, key), _Tally()).add(call, threshold_s)
-    return [tally.row(stamp, key) for (stamp, key), tally in sorted(tallies.items())]
+        tallies.setdefault((_stamp(call.arrived_at, period), key), _Tally()).add(call, threshold_s)
+    times = occupancy_by_period(spans, period) if group == "agent" else {}
+    for staffed in times:
+        tallies.setdefault(staffed, _Tally())
+    rows = []
+    for (stamp, key), tally in sorted(tallies.items()):
+        row = tally.row(stamp, key)
+        time = times.get((stamp, key), Occupancy())
+        row["staffed_s"] = round(time.staffed_s, 1) if group == "agent" else None
+        row["occupancy"] = time.share
+        rows.append(row)
+    return rows
+
+
+def occupancy_by_period(spans: Iterable[StateSpan], period: str) -> dict[tuple[str, str], Occupancy]:
+    """Staffed and busy time per (period, agent), for periods where the agent was staffed at all.
+
+    Raises ValueError if one agent's spans overlap, or a span ends before it starts.
+    """
+    if period not in PERIODS:
+        raise ValueError(f"period is one of {PERIODS}")
+    step = timedelta(days=1) if period == "day" else timedelta(hours=1)
+    found: dict[tuple[str, str], Occupancy] = {}
+    previous: StateSpan | None = None
+    for span in sorted(spans, key=lambda s: (s.agent, s.start, s.end)):
+        if span.end < span.start:
+            raise ValueError(f"{span.agent}: a {span.state} span ends before it starts")
+        if previous is not None and previous.agent == span.agent and span.start < previous.end:
+            raise ValueError(f"{span.agent}: state spans overlap at {span.start.isoformat()}")
+        previous = span
+        if span.state not in STAFFED_STATES:
+            continue
+        start = span.start.astimezone(UTC)
+        end = span.end.astimezone(UTC)
+        while start < end:
+            boundary = min(end, _period_start(start, period) + step)
+            time = found.setdefault((_stamp(start, period), span.agent), Occupancy())
+            seconds = (boundary - start).total_seconds()
+            time.staffed_s += seconds
+            if span.state in BUSY_STATES:
+                time.busy_s += seconds
+            start = boundary
+    return found
+
+
+def _period_start(instant: datetime, period: str) -> datetime:
+    hour = instant.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    return hour.replace(hour=0) if period == "day" else hour
+
+
+def _stamp(instant: datetime, period: str) -> str:
+    return instant.astimezone(UTC).strftime("%Y-%m-%d" if period == "day" else "%Y-%m-%dT%H:00Z")

@@ -47,6 +47,10 @@ class Client:
     greeting: Greeting
     knowledge_base_url: str | None = None
     recording: RecordingPolicy = RecordingPolicy.OFF
+    # Recordings are purged this many days after the call.
+    recording_retention_days: int = 90
+    # The client's own admins may play its recordings (supervisors in scope always may).
+    recordings_for_client_admin: bool = False
     mask_caller_number: bool = False
     # Supervisors may join this client's calls (listen, whisper, barge); and whether the agent is told.
     live_listening: bool = True

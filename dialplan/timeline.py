@@ -37,10 +37,14 @@ class EventKind(StrEnum):
     SUPERVISOR_JOINED = "supervisor_joined"
     SUPERVISOR_MODE = "supervisor_mode"
     SUPERVISOR_LEFT = "supervisor_left"
+    # Recording began: by the client's policy at the answer, or on demand by an agent or supervisor.
+    RECORDING_STARTED = "recording_started"
     # After the call: the agent who took it finished their wrap-up (the only event a closed call takes).
     WRAP_UP_ENDED = "wrap_up_ended"
     # After the call: its recording's voice figures (talk shares, silences) and where the files are.
     VOICE_ANALYSED = "voice_analysed"
+    # After the call: its recording was compressed and stored (file, duration, retention).
+    RECORDING_STORED = "recording_stored"
     ENDED = "ended"
     INTERRUPTED = "interrupted"
 
@@ -58,7 +62,7 @@ class Outcome(StrEnum):
 
 TERMINAL_KINDS = frozenset({EventKind.ENDED, EventKind.INTERRUPTED, EventKind.REJECTED})
 # The events a closed call's timeline still takes.
-AFTER_CLOSE_KINDS = frozenset({EventKind.WRAP_UP_ENDED, EventKind.VOICE_ANALYSED})
+AFTER_CLOSE_KINDS = frozenset({EventKind.WRAP_UP_ENDED, EventKind.VOICE_ANALYSED, EventKind.RECORDING_STORED})
 
 
 @dataclass(frozen=True)

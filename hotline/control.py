@@ -24,16 +24,20 @@ from agent_client.web_app import WebContext, create_app
 from agent_client.web_auth import Authenticator
 from agent_client.web_overflow import add_overflow_routes
 from agent_client.web_pay import add_pay_routes
+from agent_client.web_recordings import add_recording_routes
 from agent_client.web_reports import add_report_routes
 from agent_client.web_sessions import SessionStore
 from agent_client.web_supervisor import add_supervisor_routes
 from config.settings import Settings
 from dialplan.clock import SystemClock
 from dialplan.tenant import Tenant
+from store.agent_states import AgentStateLog
 from store.db import create_engine, migrate, ping
 from store.live_state import LiveState, open_live_state
 from store.overflow_settings import OverflowSettings
+from store.recordings import Recordings
 from store.records import CallRecords
+from telephony.call_recordings import CallRecordings
 from telephony.calls import CallService, ClientMedia
 from telephony.dispatcher import Dispatcher, DispatcherSettings
 from telephony.ipc import Body
@@ -162,6 +166,11 @@ class Control:
             recovered = await records.close_interrupted(node=self.node, reason="bridge restarted")
             if recovered:
                 log.warning("calls_recovered_as_interrupted", count=len(recovered))
+            # Stopped after the dispatcher and the web: the agents' last changes are written.
+            states = AgentStateLog(engine, self.node)
+            await states.start()
+            stack.push_async_callback(states.stop)
+            await states.recover()
             async with _starting(f"live state {s.redis_url or 'in-process'}"):
                 live = await open_live_state(s.redis_url, s.redis_prefix)
             stack.push_async_callback(live.close)
@@ -184,6 +193,13 @@ class Control:
             if dropped := await calls.forget_queued_before_restart():
                 log.warning("queue_entries_dropped", count=dropped, why="their calls ended with the last run")
             events = _PoolEvents(calls)
+            recordings = CallRecordings(
+                s.var_dir / "recordings", Recordings(engine), calls.record, self.tenant, self.clock
+            )
+            if finished := await recordings.recover(records):
+                log.warning("recordings_recovered", count=finished, why="the last run ended before storing them")
+            purge = asyncio.create_task(recordings.purge_forever())
+            stack.callback(purge.cancel)
             configs = worker_configs(s)
             pool = WorkerPool(configs, events)
             stack.push_async_callback(pool.stop)
@@ -198,9 +214,10 @@ class Control:
                     reconnect_grace_s=s.agent_grace_s,
                     ice_servers=s.ice_servers,
                     codec=s.rtc_codec,
-                    recordings_dir=s.var_dir / "recordings",
                 ),
                 prompts=SpeechCache(s.cache_dir),
+                recordings=recordings,
+                states=states,
             )
             calls.listener = dispatcher
             dispatcher.overflows = overflow
@@ -233,6 +250,7 @@ class Control:
                     dispatcher,
                     supervision,
                     overflow,
+                    recordings,
                 )
             stack.push_async_callback(runner.cleanup)
             heartbeat = asyncio.create_task(self._heartbeat(calls))
@@ -307,6 +325,7 @@ class Control:
         desk: Dispatcher,
         supervision: Supervision,
         overflow: OverflowControl,
+        recordings: CallRecordings,
     ) -> web.AppRunner:
         authenticator = Authenticator(self.tenant)
         app = create_app(WebContext(records, authenticator, health, workers))
@@ -314,7 +333,8 @@ class Control:
         add_supervisor_routes(app, supervision=supervision)
         add_overflow_routes(app, overflow)
         add_pay_routes(app, self.tenant)
-        add_report_routes(app)
+        add_report_routes(app, self.tenant)
+        add_recording_routes(app, recordings)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
         site = web.TCPSite(runner, self.settings.http_host, self.settings.http_port, reuse_address=True)

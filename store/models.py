@@ -122,4 +122,65 @@ class CallScoreRow(Base):
     at: Mapped[datetime] = mapped_column()
 
 
+class AgentStateSpanRow(Base):
+    """One stretch of an agent in one state (available, on_call, ...): occupancy's input.
+
+    ``ended_at`` is NULL while the span is open; ``seen_at`` is the last time its node
+    confirmed it still open, where a crash recovery closes it.
+    """
+
+    __tablename__ = "agent_state_spans"
+    __table_args__ = (
+        Index(None, "agent", "started_at"),
+        # Spans still going on in a report's window, and a node's open spans (checkpoints, recovery).
+        Index(None, "ended_at", "node"),
+    )
+
+    id: Mapped[int] = mapped_column(big_serial(), primary_key=True, autoincrement=True)
+    agent: Mapped[str] = mapped_column(String)
+    state: Mapped[str] = mapped_column(String)
+    reason: Mapped[str | None] = mapped_column(String)
+    node: Mapped[str] = mapped_column(String)
+    started_at: Mapped[datetime] = mapped_column()
+    ended_at: Mapped[datetime | None] = mapped_column()
+    seen_at: Mapped[datetime] = mapped_column()
+
+
+class RecordingRow(Base):
+    """A call's recording: one Ogg Opus file (caller left, agent right), until its retention ends."""
+
+    __tablename__ = "recordings"
+    __table_args__ = (Index(None, "expires_at", "purged_at"),)
+
+    call_id: Mapped[str] = mapped_column(String(32), ForeignKey("calls.id"), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String, index=True)
+    # Relative to the recordings directory.
+    file: Mapped[str] = mapped_column(String)
+    media_type: Mapped[str] = mapped_column(String)
+    duration_ms: Mapped[int] = mapped_column(BigInteger)
+    size: Mapped[int] = mapped_column(BigInteger)
+    # always (the client's policy) or the login of the agent or supervisor who started it.
+    started_by: Mapped[str] = mapped_column(String)
+    stored_at: Mapped[datetime] = mapped_column()
+    expires_at: Mapped[datetime] = mapped_column()
+    purged_at: Mapped[datetime | None] = mapped_column()
+
+
+class RecordingAccessRow(Base):
+    """Every attempt to play a recording, granted or refused: written before the answer goes out."""
+
+    __tablename__ = "recording_access"
+    __table_args__ = (Index(None, "call_id", "at"),)
+
+    id: Mapped[int] = mapped_column(big_serial(), primary_key=True, autoincrement=True)
+    call_id: Mapped[str] = mapped_column(String(32))
+    client_id: Mapped[str | None] = mapped_column(String)
+    actor: Mapped[str] = mapped_column(String)
+    role: Mapped[str] = mapped_column(String)
+    at: Mapped[datetime] = mapped_column()
+    granted: Mapped[bool] = mapped_column(Boolean)
+    # Why it was refused, or which bytes were sent.
+    detail: Mapped[str] = mapped_column(String)
+
+
 metadata = Base.metadata

@@ -30,7 +30,6 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
@@ -48,10 +47,9 @@ from dialplan.router import Offer as RouterOffer
 from dialplan.shifts import shift_status, upcoming_slots
 from dialplan.tenant import RecordingPolicy, Tenant
 from dialplan.timeline import EventKind, TimelineEvent
-from dialplan.voice_analytics import voice_figures
 from dialplan.wait_estimate import HandleTimes, estimated_wait_s
 from store.live_state import AgentLive, LiveState
-from telephony.voice_activity import speech_frames
+from telephony.call_recordings import CallRecordings, Capture
 
 log = structlog.get_logger("telephony.dispatcher")
 
@@ -59,10 +57,10 @@ Message = dict[str, Any]
 DTMF_DIGITS = re.compile(r"^[0-9*#A-Da-d]{1,32}$")
 # The router wants a step at least this often, for slots that start or end and for no-shows.
 TICK_S = 1.0
-# A call's recording is analysed this long after it ended: the worker closes the files as the leg goes.
-ANALYSE_AFTER_S = 1.5
 # After an event, the ticker waits this long for others before it looks at the deadlines again.
 COALESCE_S = 0.05
+# How often this node confirms its agents' open state spans (store.agent_states: a crash loses at most this).
+STATE_CHECKPOINT_S = 30.0
 # Said before hanging up on a caller whose queue's fallback has no message of its own,
 # or whose fallback (voicemail, dialling the client's number) this bridge can't do yet.
 DEFAULT_FALLBACK_MESSAGE = "We are sorry, nobody can take your call right now. Please call again later."
@@ -95,6 +93,14 @@ class CallRecorder(Protocol):
     def record(self, call_id: str, events: Sequence[TimelineEvent]) -> None: ...
 
     def end_hint(self, call_id: str, by: str) -> None: ...
+
+
+class AgentStates(Protocol):
+    """Where the agents' state changes are kept, for occupancy (store.agent_states). Neither call blocks."""
+
+    def changed(self, login: str, state: str, reason: str | None, at: datetime) -> None: ...
+
+    def checkpoint(self, at: datetime) -> None: ...
 
 
 class ProtocolError(ValueError):
@@ -138,8 +144,6 @@ class LiveCall:
     rtc_id: str
     answered_at: datetime
     queue_id: str
-    # The caller's side and the agent's, while recorded.
-    recording: tuple[Path, Path] | None = None
     held: bool = False
     muted: bool = False
     media_ok: bool = True
@@ -171,8 +175,6 @@ class DispatcherSettings:
     # The zone plain-words shift explanations are written in.
     display_zone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
     request_timeout_s: float = 5.0
-    # Where calls of clients with recording = "always" are recorded; None: nowhere.
-    recordings_dir: Path | None = None
 
 
 class Dispatcher:
@@ -186,6 +188,8 @@ class Dispatcher:
         recorder: CallRecorder,
         settings: DispatcherSettings = DispatcherSettings(),
         prompts: Prompts | None = None,
+        recordings: CallRecordings | None = None,
+        states: AgentStates | None = None,
     ) -> None:
         self.tenant = tenant
         self.live = live
@@ -194,6 +198,10 @@ class Dispatcher:
         self.recorder = recorder
         self.settings = settings
         self.prompts = prompts
+        self.recordings = recordings
+        self.states = states
+        # Calls being recorded, by call id: a recording outlives an agent lost mid-call.
+        self._captures: dict[str, Capture] = {}
         queues = list(tenant.all_queues.values())
         if settings.ring_timeout_s is not None:
             queues = [replace(q, ring_timeout_s=settings.ring_timeout_s) for q in queues]
@@ -223,6 +231,9 @@ class Dispatcher:
         self._ticker = asyncio.create_task(self._tick())
 
     async def stop(self) -> None:
+        if self.states is not None:
+            # The spans still open are closed at this instant when the node starts again.
+            self.states.checkpoint(self.clock.now())
         if self._ticker is not None:
             self._ticker.cancel()
         for task in list(self._tasks):
@@ -240,7 +251,7 @@ class Dispatcher:
     async def _tick(self) -> None:
         """Step the router at its next deadline (ring timeouts, wrap-ups, announcements), soon after events
         that may have brought one closer, and every TICK_S for slots, no-shows and pages' shift news."""
-        slow_at = 0.0
+        slow_at = checkpoint_at = 0.0
         while True:
             now = self.clock.now()
             deadline = self.router.next_deadline(now)
@@ -253,6 +264,9 @@ class Dispatcher:
             except TimeoutError:
                 pass
             try:
+                if self.states is not None and self.clock.monotonic() - checkpoint_at >= STATE_CHECKPOINT_S:
+                    checkpoint_at = self.clock.monotonic()
+                    self.states.checkpoint(self.clock.now())
                 await self.dispatch()
                 if self.clock.monotonic() - slow_at >= TICK_S:
                     slow_at = self.clock.monotonic()
@@ -323,12 +337,12 @@ class Dispatcher:
                 # Another node holds them (or their page just went): the router tries someone else.
                 log.info("agent_busy_elsewhere", call_id=action.call_id, agent=login)
                 with contextlib.suppress(RouterError):
-                    # Their state here is the router's own; the live state is the other node's to write.
-                    more += [
-                        a
-                        for a in self.router.busy(action.call_id, login, now)
-                        if not (isinstance(a, AgentChanged) and a.login == login)
-                    ]
+                    for a in self.router.busy(action.call_id, login, now):
+                        if isinstance(a, AgentChanged) and a.login == login:
+                            # Their state here is the router's own; the live state is the other node's to write.
+                            self._log_state(a)
+                        else:
+                            more.append(a)
                 continue
             offer = Offer(call, login, uuid.uuid4().hex, now, action.ring_timeout_s)
             if action.whisper and self.prompts is not None:
@@ -362,7 +376,12 @@ class Dispatcher:
             self._spawn(self._close_rtc(call, offer.rtc_id))
         log.info("call_offer_withdrawn", call_id=call.call_id, agent=action.agent, reason=action.reason)
 
+    def _log_state(self, action: AgentChanged) -> None:
+        if self.states is not None:
+            self.states.changed(action.login, action.state, action.reason, self.clock.now())
+
     async def _agent_changed(self, action: AgentChanged) -> None:
+        self._log_state(action)
         runtime = self._runtime(action.login)
         if runtime.wrapping is not None and action.state != "wrap_up":
             # The wrap-up belongs to the call it followed: its record gets when it ended.
@@ -508,6 +527,14 @@ class Dispatcher:
         if link is not None:
             link.send({"v": 1, **message})
 
+    def recording_view(self, call: QueuedCall) -> str:
+        """What the page shows: "on" (being recorded), "available" (the agent may start it) or "off"."""
+        if call.call_id in self._captures:
+            return "on"
+        if self.recordings is not None and self.recordings.policy(call.client_id) is RecordingPolicy.ON_DEMAND:
+            return "available"
+        return "off"
+
     def _client_view(self, client_id: str) -> Message:
         client = self.tenant.clients.get(client_id)
         if client is None:
@@ -530,6 +557,7 @@ class Dispatcher:
             "talk_s": round((now - live.answered_at).total_seconds(), 1),
             "muted": live.muted,
             "ended_by": ended_by,
+            "recording": self.recording_view(live.call),
         }
 
     async def _send_state(self, login: str) -> None:
@@ -683,6 +711,7 @@ class Dispatcher:
             "hold": self._on_hold,
             "mute": self._on_mute,
             "dtmf": self._on_dtmf,
+            "record": self._on_record,
         }
 
     async def _on_set_state(self, login: str, message: Message) -> None:
@@ -765,10 +794,10 @@ class Dispatcher:
             if runtime.offer is not offer:
                 raise ProtocolError("no_such_call", "That call is no longer ringing for you.")
             # Audio first: the click must be heard at once; the record follows.
-            recording = self._recording_files(offer.call)
+            capture = self._capture_on_answer(offer.call)
             body: Message = {"leg": offer.call.leg, "rtc_id": offer.rtc_id}
-            if recording is not None:
-                body["record"] = {"caller": str(recording[0]), "agent": str(recording[1])}
+            if capture is not None:
+                body["record"] = capture.worker_files()
             await self._worker(offer.call, "bridge", body)
             runtime.offer = None
             call = offer.call
@@ -777,30 +806,39 @@ class Dispatcher:
             now = self.clock.now()
             self.stats.answered(queue_id, (now - caller.arrived_at).total_seconds(), now)
             self._calls.pop(call.call_id, None)
-            live = LiveCall(call, login, offer.rtc_id, self.clock.now(), queue_id, recording)
+            live = LiveCall(call, login, offer.rtc_id, self.clock.now(), queue_id)
             runtime.live = live
             self.recorder.record(call.call_id, [self._event(EventKind.ANSWERED, agent=login)])
             await self._route(lambda now: self.router.answered(call.call_id, login, now))
             self._send(login, self._call_message(live, "connected"))
 
-    def _recording_files(self, call: QueuedCall) -> tuple[Path, Path] | None:
-        client = self.tenant.clients.get(call.client_id)
-        directory = self.settings.recordings_dir
-        if directory is None or client is None or client.recording is not RecordingPolicy.ALWAYS:
+    def _capture_on_answer(self, call: QueuedCall) -> Capture | None:
+        """The recording the answer starts (policy "always") or carries on (an agent after one lost)."""
+        capture = self._captures.get(call.call_id)
+        if capture is not None or self.recordings is None:
+            return capture
+        if self.recordings.policy(call.client_id) is not RecordingPolicy.ALWAYS:
             return None
-        return directory / f"{call.call_id}.caller.wav", directory / f"{call.call_id}.agent.wav"
+        capture = self._captures[call.call_id] = self.recordings.capture(call.call_id, call.client_id, "policy")
+        self.recorder.record(call.call_id, [self._event(EventKind.RECORDING_STARTED, by="policy")])
+        return capture
 
-    async def _analyse(self, call_id: str, files: tuple[Path, Path]) -> None:
-        """The recording's voice figures, once the worker has closed its files; off the event loop."""
-        await asyncio.sleep(ANALYSE_AFTER_S)
-        try:
-            caller, agent = await asyncio.to_thread(lambda: [speech_frames(path) for path in files])
-        except (OSError, ValueError, EOFError) as exc:
-            log.warning("voice_analysis_failed", call_id=call_id, error=str(exc))
-            return
-        figures = voice_figures(caller, agent)
-        data = {**figures.to_json(), "caller_file": files[0].name, "agent_file": files[1].name}
-        self.recorder.record(call_id, [self._event(EventKind.VOICE_ANALYSED, **data)])
+    async def start_recording(self, call_id: str, by: str) -> None:
+        """Record an answered call from now on, asked by its agent or a supervisor (policy "on_demand")."""
+        async with self._lock:
+            live = next((r.live for r in self._agents.values() if r.live and r.live.call.call_id == call_id), None)
+            if live is None:
+                raise ProtocolError("no_such_call", "That call is not connected to an agent.")
+            policy = RecordingPolicy.OFF if self.recordings is None else self.recordings.policy(live.call.client_id)
+            if call_id in self._captures:
+                raise ProtocolError("already_recording", "That call is already being recorded.")
+            if self.recordings is None or policy is not RecordingPolicy.ON_DEMAND:
+                raise ProtocolError("recording_not_allowed", "This client's calls are not recorded on demand.")
+            capture = self.recordings.capture(call_id, live.call.client_id, by)
+            await self._worker(live.call, "record", {"rtc_id": live.rtc_id, "record": capture.worker_files()})
+            self._captures[call_id] = capture
+            self.recorder.record(call_id, [self._event(EventKind.RECORDING_STARTED, by=by)])
+            self._send(live.agent, self._call_message(live, "connected"))
 
     async def _whisper(self, offer: Offer) -> None:
         """The queue's whisper, to the agent only, before the caller is connected (app_queue's `announce`).
@@ -816,6 +854,10 @@ class Dispatcher:
         except Exception as exc:
             # The call goes on without it.
             log.warning("whisper_failed", call_id=offer.call.call_id, agent=offer.agent, error=str(exc))
+
+    async def _on_record(self, login: str, message: Message) -> None:
+        live = self._live_of(login, message.get("call_id"))
+        await self.start_recording(live.call.call_id, login)
 
     async def _on_decline(self, login: str, message: Message) -> None:
         async with self._lock:
@@ -876,6 +918,9 @@ class Dispatcher:
                 self.stats.abandoned(caller.queue_id, (now - caller.arrived_at).total_seconds(), now)
                 await self._route(lambda now: self.router.hang_up(call_id, now))
             self._calls.pop(call_id, None)
+            capture = self._captures.pop(call_id, None)
+            if capture is not None and self.recordings is not None:
+                self._spawn(self.recordings.finish(capture))
             for runtime in self._agents.values():
                 live = runtime.live
                 if live is not None and live.call.call_id == call_id:
@@ -901,8 +946,6 @@ class Dispatcher:
         self._handle_times.setdefault(live.queue_id, HandleTimes()).observe(talk_s + wrap_s)
         await self.live.release_agent(login, live.call.call_id, "wrap_up", at=self.clock.now())
         self._runtime(login).wrapping = live.call.call_id
-        if live.recording is not None:
-            self._spawn(self._analyse(live.call.call_id, live.recording))
         await self._route(
             lambda now: self.router.call_ended(live.call.call_id, login, now, talk_s=talk_s, earned=earned)
         )

@@ -478,6 +478,10 @@ class SipAdapter:
         (so voice activity can be told apart), from now until the call ends."""
         await self._run(lambda: self._bridge_agent(key, record))
 
+    async def record_agent(self, key: str, files: tuple[Path, Path]) -> None:
+        """Record the agent's call from now on (on demand); a no-op if it is already recorded."""
+        await self._run(lambda: self._record_agent(key, files))
+
     async def hold_agent(self, key: str, on: bool) -> None:
         """On: both directions cut and the caller hears music. Off: back to talking."""
         await self._run(lambda: self._hold_agent(key, on))
@@ -1006,6 +1010,14 @@ class SipAdapter:
         use.held = False
         if record is not None:
             self._record(leg, use, caller, record)
+
+    def _record_agent(self, key: str, files: tuple[Path, Path]) -> None:
+        use = self._agent(key)
+        if not use.bridged:
+            raise AdapterError(f"agent leg {key!r} is not bridged")
+        leg = self._leg(use.leg)
+        if not leg.recorders:
+            self._record(leg, use, leg.call.getAudioMedia(-1), files)
 
     def _record(self, leg: _Leg, use: _AgentUse, caller: Any, files: tuple[Path, Path]) -> None:
         if not leg.recorders:

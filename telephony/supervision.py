@@ -158,8 +158,25 @@ class Supervision:
             if listening is None:
                 raise SupervisionRefused("not_listening", "You are not on that call.", 404)
             await self._leave(listening, "left")
+        elif kind == "record":
+            await self.record(login, str(message.get("call_id")))
         else:
             raise SupervisionRefused("bad_message", f"unknown message type {kind!r}", 400)
+
+    async def record(self, login: str, call_id: str) -> None:
+        """Start recording a call of a client this supervisor supervises (policy "on_demand").
+
+        Unlike listening, this needs no live_listening: the client chose on-demand recording."""
+        found = next((c for c in self.dispatcher.live_calls() if c.call.call_id == call_id), None)
+        if found is None or found.call.client_id not in self.scope(login):
+            # Out of scope and absent look the same: ids are not to be probed.
+            raise SupervisionRefused("no_such_call", "That call is not in progress.", 404)
+        try:
+            await self.dispatcher.start_recording(call_id, login)
+        except ValueError as exc:
+            raise SupervisionRefused(getattr(exc, "code", "recording_not_allowed"), str(exc), 409) from exc
+        log.info("recording_started", call_id=call_id, by=login)
+        self._floor_changed()
 
     async def _join(self, login: str, call_id: str, sdp: object, mode: object) -> None:
         if not isinstance(sdp, str) or not sdp.startswith("v=0"):
@@ -344,6 +361,7 @@ class Supervision:
             "agent": {"login": call.agent, "name": agent.name if agent is not None else call.agent},
             "answered_at": iso_z(call.answered_at),
             "held": call.held,
+            "recording": self.dispatcher.recording_view(call.call),
         }
 
     async def stop(self) -> None:

@@ -6,10 +6,11 @@ the call's media path.
 
 from __future__ import annotations
 
-import wave
 from pathlib import Path
 
 import webrtcvad
+
+from telephony.recording_codec import RecordingFileError, read_side
 
 FRAME_MS = 20
 RATES = (8000, 16000, 32000, 48000)
@@ -17,13 +18,10 @@ RATES = (8000, 16000, 32000, 48000)
 
 def speech_frames(path: Path, aggressiveness: int = 2) -> list[bool]:
     """One decision per 20 ms frame of a mono 16-bit WAV at 8, 16, 32 or 48 kHz; a partial last frame is left out."""
-    with wave.open(str(path), "rb") as wav:
-        rate, width, channels = wav.getframerate(), wav.getsampwidth(), wav.getnchannels()
-        if rate not in RATES or width != 2 or channels != 1:
-            raise ValueError(
-                f"{path}: expected mono 16-bit PCM at {RATES} Hz, got {channels} ch {width * 8}-bit {rate} Hz"
-            )
-        pcm = wav.readframes(wav.getnframes())
+    rate, samples = read_side(path)
+    if rate not in RATES:
+        raise RecordingFileError(f"{path.name}: webrtcvad takes {RATES} Hz, not {rate}")
+    pcm = samples.astype("<i2").tobytes()
     vad = webrtcvad.Vad(aggressiveness)
     step = rate * FRAME_MS // 1000 * 2
     return [vad.is_speech(pcm[i : i + step], rate) for i in range(0, len(pcm) - step + 1, step)]

@@ -289,6 +289,15 @@ class Worker:
         rtc.set_media(bridged=True, held=False)
         return {}
 
+    async def _record(self, body: Body) -> Body:
+        """Record a bridged call from now on (on demand), each side to its own file."""
+        rtc = self._rtc_leg(body)
+        files = body["record"]
+        if not isinstance(files, dict):
+            raise ValueError("record: expected {caller, agent} file paths")
+        await self.adapter.record_agent(rtc.rtc_id, (Path(str(files["caller"])), Path(str(files["agent"]))))
+        return {}
+
     async def _whisper(self, body: Body) -> Body:
         rtc = self._rtc_leg(body)
         # The agent hears the prompt; the caller hears nothing of the agent yet.
@@ -371,6 +380,7 @@ class Worker:
         "rtc_close": _rtc_close,
         "announce": _announce,
         "whisper": _whisper,
+        "record": _record,
         "supervise": _supervise,
         "register": _register,
         "transfer": _transfer,

@@ -79,6 +79,8 @@ const ui = {
   mute: byTestId('mute'),
   hold: byTestId('hold'),
   hangup: byTestId('hangup'),
+  record: byTestId('record'),
+  recording: byTestId('recording-indicator'),
   dtmfKeys: [...document.querySelectorAll('[data-digit]')],
   dtmfSent: byTestId('dtmf-sent'),
   shiftList: byTestId('shift-list'),
@@ -572,6 +574,8 @@ function onCall(call) {
   }
   app.answering = false;
   app.pendingHold = false;
+  const recordingStarted = !isNew && app.call?.recording !== 'on' && call.recording === 'on';
+  app.pendingRecord = false;
   app.muted = Boolean(call.muted);
   applyMute();
   unmuteRemote();
@@ -579,6 +583,8 @@ function onCall(call) {
   if (isNew) {
     announce(`Connected. ${call.client?.name ?? ''} caller on the line.`);
     if (focusOnRingButtons || document.activeElement === document.body) ui.mute.focus();
+  } else if (recordingStarted) {
+    announce('This call is now being recorded.');
   } else if (wasHeld !== (call.status === 'held')) {
     announce(call.status === 'held' ? 'The caller is on hold.' : 'The caller is back from hold.');
   }
@@ -636,6 +642,13 @@ function toggleHold() {
   renderCall();
 }
 
+function startRecording() {
+  if (app.call?.recording !== 'available' || app.pendingRecord) return;
+  if (!sendOrWarn('record', { call_id: app.call.call_id })) return;
+  app.pendingRecord = true;
+  renderCall();
+}
+
 function sendDtmf(digit) {
   if (app.call?.status !== 'connected') return;
   if (!sendOrWarn('dtmf', { call_id: app.call.call_id, digits: digit })) return;
@@ -677,6 +690,11 @@ function renderCall() {
   ui.hold.disabled = app.pendingHold || app.hangingUp;
   ui.mute.disabled = app.hangingUp;
   ui.hangup.disabled = app.hangingUp;
+  // "available": the client records on demand and nobody has started it yet.
+  const recording = app.call?.recording ?? 'off';
+  ui.record.hidden = recording !== 'available';
+  ui.record.disabled = Boolean(app.pendingRecord) || app.hangingUp;
+  ui.recording.hidden = recording !== 'on';
   for (const key of ui.dtmfKeys) key.disabled = phase !== 'connected' || app.hangingUp;
   document.title = info && phase !== 'idle' ? `${PHASE_HEADINGS[phase]}: ${info.client?.name ?? ''} · Hotline` : PAGE_TITLE;
   updateTimers();
@@ -727,6 +745,7 @@ function updateTimers() {
 function onServerError(error) {
   if (error.ref === 'hold') app.pendingHold = false;
   if (error.ref === 'hangup') app.hangingUp = false;
+  if (error.ref === 'record') app.pendingRecord = false;
   if (error.ref === 'answer') app.answering = false;
   if (error.ref === 'answer' && error.code === 'no_such_call' && app.offer) {
     dropOffer('That call is no longer waiting.');
@@ -989,6 +1008,7 @@ function bindControls() {
   ui.mute.addEventListener('click', toggleMute);
   ui.hold.addEventListener('click', toggleHold);
   ui.hangup.addEventListener('click', hangup);
+  ui.record.addEventListener('click', startRecording);
   for (const key of ui.dtmfKeys) key.addEventListener('click', () => sendDtmf(key.dataset.digit));
   ui.logout.addEventListener('click', logout);
   ui.errorDismiss.addEventListener('click', hideError);

@@ -3,6 +3,7 @@
 // status (registered or not, the last error) is read every 2 s.
 
 import { formatDayTime, formatDuration } from './lib/format.js';
+import { loadRecordings, renderRecordings } from './lib/recordings.js';
 
 const REFRESH_MS = 2000;
 const DAYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'];
@@ -200,12 +201,19 @@ byTestId('logout').addEventListener('click', async () => {
   location.assign('/login');
 });
 
+async function refreshRecordings() {
+  const recordings = await loadRecordings();
+  renderRecordings(byTestId('recordings').tBodies[0], byTestId('recordings-empty'), recordings);
+}
+byTestId('recordings-refresh').addEventListener('click', () => refreshRecordings().catch((err) => showError(err.message)));
+
 async function boot() {
   const me = await api('GET', '/api/me');
   ui.name.textContent = me.name;
   const lines = await refreshLines(true);
   await refreshAudit();
   await refreshCalls(lines);
+  await refreshRecordings();
   setInterval(() => refreshLines().catch((err) => showError(err.message)), REFRESH_MS);
   setInterval(() => refreshLines().then(refreshCalls).catch(() => {}), REFRESH_MS * 5);
 }

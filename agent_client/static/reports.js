@@ -34,6 +34,12 @@ function seconds(value) {
   return value === null ? '—' : `${value} s`;
 }
 
+function duration(value) {
+  if (value === null) return '—';
+  const minutes = Math.round(value / 60);
+  return minutes < 60 ? `${minutes} min` : `${Math.floor(minutes / 60)} h ${String(minutes % 60).padStart(2, '0')}`;
+}
+
 function renderTable(rows) {
   ui.rows.replaceChildren(
     ...rows.map((r) => {
@@ -41,7 +47,8 @@ function renderTable(rows) {
       tr.dataset.testid = `report-row-${r.group}-${r.period}`;
       tr.append(cell(r.period), cell(r.group), cell(String(r.offered)), cell(String(r.answered)),
         cell(String(r.abandoned)), cell(String(r.fallback)), cell(percent(r.service_level)),
-        cell(seconds(r.avg_speed_of_answer_s)), cell(seconds(r.avg_handle_s)));
+        cell(seconds(r.avg_speed_of_answer_s)), cell(seconds(r.avg_handle_s)), cell(duration(r.staffed_s)),
+        cell(percent(r.occupancy)));
       return tr;
     }),
   );

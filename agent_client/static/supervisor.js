@@ -5,6 +5,7 @@
 import { openMicrophone, resumeAudio } from './lib/audio.js';
 import { formatDuration, formatTime } from './lib/format.js';
 import { MediaLeg } from './lib/media-leg.js';
+import { loadRecordings, renderRecordings } from './lib/recordings.js';
 import { RemoteProbe } from './lib/remote-probe.js';
 import { AgentSocket, sessionEnded } from './lib/socket.js';
 
@@ -31,6 +32,8 @@ const ui = {
   legend: byTestId('chart-legend'),
   audio: byTestId('call-audio'),
   announcer: byTestId('announcer'),
+  recordings: byTestId('recordings').tBodies[0],
+  recordingsEmpty: byTestId('recordings-empty'),
 };
 
 const app = {
@@ -63,9 +66,13 @@ socket.addEventListener('lost', () => closeLeg());
 function onHello(message) {
   app.hello = message;
   ui.name.textContent = message.supervisor.name;
+  refreshRecordings();
 }
 
 function onBoard(message) {
+  const ended = (app.board?.calls ?? []).some((old) => !message.calls.some((c) => c.call_id === old.call_id));
+  // A recording is stored a moment after its call ends.
+  if (ended) setTimeout(refreshRecordings, 4000);
   app.board = message;
   app.boardAt = performance.now();
   render();
@@ -289,6 +296,21 @@ function renderCalls(calls, listening) {
       leaveButton.hidden = !mine;
       leaveButton.addEventListener('click', leave);
       steps.append(leaveButton);
+      if (call.recording === 'available') {
+        const record = document.createElement('button');
+        record.type = 'button';
+        record.textContent = 'Record';
+        record.dataset.testid = `record-${call.call_id}`;
+        record.setAttribute('aria-label', `Record: ${call.agent.name} with ${call.client.name}`);
+        record.addEventListener('click', () => socket.send({ type: 'record', call_id: call.call_id }));
+        steps.append(record);
+      } else if (call.recording === 'on') {
+        const badge = document.createElement('span');
+        badge.className = 'recording-badge';
+        badge.textContent = 'Recording';
+        badge.dataset.testid = `recording-${call.call_id}`;
+        steps.append(badge);
+      }
       td.append(steps);
       tr.append(td);
       return tr;
@@ -356,6 +378,21 @@ byTestId('logout').addEventListener('click', async () => {
   await fetch('/api/logout', { method: 'POST', credentials: 'same-origin' });
   location.assign('/login');
 });
+async function refreshRecordings() {
+  try {
+    const recordings = await loadRecordings();
+    const names = Object.fromEntries((app.hello?.clients ?? []).map((c) => [c.id, c.name]));
+    renderRecordings(ui.recordings, ui.recordingsEmpty, recordings, names);
+    // A recorded call can be scored after listening to it.
+    renderScoreChoices(recordings.map((r) => ({
+      call_id: r.call_id, client: { name: names[r.client] ?? r.client }, agent: { name: 'recorded' }, answered_at: r.stored_at,
+    })));
+  } catch (err) {
+    showError(err.message);
+  }
+}
+byTestId('recordings-refresh').addEventListener('click', refreshRecordings);
+
 // Durations tick between boards.
 setInterval(render, 1000);
 

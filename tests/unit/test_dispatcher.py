@@ -18,9 +18,10 @@ from dialplan.clock import ManualClock
 from dialplan.offers import REOFFER_AFTER_S
 from dialplan.queues import Announcements, Fallback, FallbackKind, QueueConfig
 from dialplan.schedule import WeeklyCalendar, WeeklySpan
-from dialplan.tenant import Agent, Client, Greeting, ServedClient, Shift, Tenant
+from dialplan.tenant import Agent, Client, Greeting, RecordingPolicy, ServedClient, Shift, Tenant
 from dialplan.timeline import TimelineEvent
 from store.live_memory import MemoryLiveState
+from telephony.call_recordings import CallRecordings
 from telephony.dispatcher import Dispatcher, DispatcherSettings, ProtocolError, QueuedCall
 
 MON_9 = datetime(2026, 11, 23, 9, tzinfo=UTC)
@@ -477,54 +478,109 @@ async def test_callers_waiting_when_an_overflow_window_ends_go_back_where_the_cl
     assert floor.dispatcher.snapshot()["waiting"] == ["c2"], "serve: our agents take them to the end"
 
 
-async def test_calls_of_a_recording_client_are_recorded_and_analysed_after_they_end(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import telephony.dispatcher as dispatcher_module
-    from dialplan.tenant import RecordingPolicy
+class RecordingRows:
+    """Stands in for store.recordings.Recordings: the rows the service commits."""
 
-    monkeypatch.setattr(dispatcher_module, "ANALYSE_AFTER_S", 0.0)
+    def __init__(self) -> None:
+        self.rows: dict[str, Any] = {}
+
+    async def add(self, recording: Any) -> None:
+        self.rows[recording.call_id] = recording
+
+    async def get(self, call_id: str) -> Any:
+        return self.rows.get(call_id)
+
+
+def recording_floor(tmp_path: Path, policy: RecordingPolicy) -> tuple[Floor, RecordingRows]:
     base = tenant()
-    recorded = replace(base.clients["globex"], recording=RecordingPolicy.ALWAYS)
-    clock, worker, recorder = ManualClock(MON_9), Worker(), Recorder()
+    recorded = replace(base.clients["globex"], recording=policy, recording_retention_days=30)
+    the_tenant = replace(base, clients={**base.clients, "globex": recorded})
+    clock, worker, recorder, rows = ManualClock(MON_9), Worker(), Recorder(), RecordingRows()
+    recordings = CallRecordings(tmp_path, rows, recorder.record, the_tenant, clock, settle_s=0.0)  # type: ignore[arg-type]
     dispatcher = Dispatcher(
-        tenant=replace(base, clients={**base.clients, "globex": recorded}),
-        live=MemoryLiveState(),
-        clock=clock,
-        workers=worker,
-        recorder=recorder,
-        settings=DispatcherSettings(recordings_dir=tmp_path),
+        tenant=the_tenant, live=MemoryLiveState(), clock=clock, workers=worker, recorder=recorder, recordings=recordings
     )
-    floor = Floor(dispatcher, clock, worker, recorder, {})
+    return Floor(dispatcher, clock, worker, recorder, {}), rows
+
+
+def write_side(path: str, pcm: Any) -> None:
+    with wave.open(path, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(8000)
+        out.writeframes(pcm.tobytes())
+
+
+async def events_of(recorder: Recorder, call_id: str, kind: str) -> list[dict[str, Any]]:
+    for _ in range(200):
+        if found := [dict(e.data) for e in recorder.events.get(call_id, []) if e.kind == kind]:
+            return found
+        await asyncio.sleep(0.02)
+    return []
+
+
+async def test_calls_of_a_recording_client_are_recorded_then_analysed_compressed_and_stored(tmp_path: Path) -> None:
+    floor, rows = recording_floor(tmp_path, RecordingPolicy.ALWAYS)
+    dispatcher, worker, recorder = floor.dispatcher, floor.worker, floor.recorder
     await floor.sign_in("alice")
     await floor.queue("plain")  # acme: not recorded
     await floor.pick_up("alice", "plain")
     assert "record" not in worker.requests[-1][2]
     await dispatcher.call_ended("plain", "caller")
     await floor.queue("rec", client="globex")
+    link = floor.links["alice"]
     await floor.pick_up("alice", "rec")
     files = worker.requests[-1][2]["record"]
-    assert files == {"caller": str(tmp_path / "rec.caller.wav"), "agent": str(tmp_path / "rec.agent.wav")}
+    capture = tmp_path / "capture"
+    assert files == {"caller": str(capture / "rec.caller.wav"), "agent": str(capture / "rec.agent.wav")}
+    assert [e.data for e in recorder.events["rec"] if e.kind == "recording_started"] == [{"by": "policy"}]
+    assert link.last("call")["recording"] == "on"
     # What the worker would have written: the caller talked the first 2 s of 4 (a noise burst), nobody after.
     rng = np.random.default_rng(3)
     burst = (rng.standard_normal(16000) * 6000).astype(np.int16)
-    for name, pcm in (
-        ("caller", np.concatenate([burst, np.zeros(16000, np.int16)])),
-        ("agent", np.zeros(32000, np.int16)),
-    ):
-        with wave.open(files[name], "wb") as out:
-            out.setnchannels(1)
-            out.setsampwidth(2)
-            out.setframerate(8000)
-            out.writeframes(pcm.tobytes())
+    capture.mkdir()
+    write_side(files["caller"], np.concatenate([burst, np.zeros(16000, np.int16)]))
+    write_side(files["agent"], np.zeros(32000, np.int16))
     await dispatcher.call_ended("rec", "caller")
-    for _ in range(100):
-        if any(e.kind == "voice_analysed" for e in recorder.events["rec"]):
-            break
-        await asyncio.sleep(0.02)
-    (voice,) = [e.data for e in recorder.events["rec"] if e.kind == "voice_analysed"]
+    (voice,) = await events_of(recorder, "rec", "voice_analysed")
     assert voice["agent_talk_pct"] == 0.0
     assert voice["caller_talk_pct"] > 40.0
-    assert voice["caller_file"] == "rec.caller.wav"
+    (stored,) = await events_of(recorder, "rec", "recording_stored")
+    row = rows.rows["rec"]
+    assert stored["file"] == row.file == "2026/11/23/rec.ogg"
+    assert (row.duration_ms, row.started_by, row.client_id) == (4000, "policy", "globex")
+    assert row.expires_at - row.stored_at == timedelta(days=30)
+    assert (tmp_path / row.file).stat().st_size == row.size > 0
+    assert not list(capture.iterdir()), "the WAVs go once the recording is stored"
     assert not any(e.kind == "voice_analysed" for e in recorder.events.get("plain", []))
+    assert set(rows.rows) == {"rec"}
+    await dispatcher.stop()
+
+
+async def test_on_demand_recording_is_started_by_the_agent_once_and_only_where_the_client_allows_it(
+    tmp_path: Path,
+) -> None:
+    floor, _ = recording_floor(tmp_path, RecordingPolicy.ON_DEMAND)
+    dispatcher, worker, recorder = floor.dispatcher, floor.worker, floor.recorder
+    link = await floor.sign_in("alice")
+    await floor.queue("plain")
+    await floor.pick_up("alice", "plain")
+    assert link.last("call")["recording"] == "off"
+    with pytest.raises(ProtocolError) as refused:
+        await dispatcher.handle("alice", {"type": "record", "call_id": "plain"})
+    assert refused.value.code == "recording_not_allowed"
+    await dispatcher.call_ended("plain", "caller")
+    await floor.queue("rec", client="globex")
+    await floor.pick_up("alice", "rec")
+    assert "record" not in worker.requests[-1][2], "on demand: nothing is recorded until someone asks"
+    assert link.last("call")["recording"] == "available"
+    await dispatcher.handle("alice", {"type": "record", "call_id": "rec"})
+    kind, body = worker.requests[-1][1:]
+    assert kind == "record"
+    assert body["record"]["caller"].endswith("rec.caller.wav")
+    assert [e.data for e in recorder.events["rec"] if e.kind == "recording_started"] == [{"by": "alice"}]
+    assert link.last("call")["recording"] == "on"
+    with pytest.raises(ProtocolError) as again:
+        await dispatcher.start_recording("rec", "sam")
+    assert again.value.code == "already_recording"
     await dispatcher.stop()

@@ -523,3 +523,36 @@ async def test_a_bridged_call_is_recorded_one_side_per_file(tmp_path: Path, medi
         assert not tone_present(agent_side, RATE, CALLER_HZ)
 
     await asyncio.to_thread(verify)
+
+
+async def test_recording_on_demand_starts_mid_call_and_only_once(tmp_path: Path, media: Media) -> None:
+    files = {"caller": str(tmp_path / "rec" / "c2.caller.wav"), "agent": str(tmp_path / "rec" / "c2.agent.wav")}
+    others = {"caller": str(tmp_path / "rec" / "x.caller.wav"), "agent": str(tmp_path / "rec" / "x.agent.wav")}
+    async with running_worker(tmp_path, media, asyncio_debug=False) as worker:
+        caller = await start_caller(worker.uri("1001"), play=media.caller_tone, max_seconds=60)
+        async with caller, agents(AGENT_HZ) as (agent,):
+            leg = await worker.handler.next_leg()
+            await caller.wait_for("media_active", timeout=15)
+            await worker.open_agent(agent, leg, "a1")
+            with pytest.raises(RemoteError, match="not bridged"):
+                await worker.request("record", rtc_id="a1", record=files)
+            await worker.request("bridge", leg=leg, rtc_id="a1")
+            await asyncio.sleep(1.5)
+            await worker.request("record", rtc_id="a1", record=files)
+            # Asked again (a second supervisor): the recording under way goes on, no second one starts.
+            await worker.request("record", rtc_id="a1", record=others)
+            await asyncio.sleep(2.0)
+            await worker.request("hangup", leg=leg)
+            await caller.wait_for("done", timeout=10)
+            await worker.handler.wait_for("rtc_state", rtc_id="a1", state="closed")
+            await asyncio.sleep(0.5)
+
+    def verify() -> None:
+        caller_side, rate = read_wav(files["caller"])
+        agent_side, _ = read_wav(files["agent"])
+        assert len(caller_side) / rate == pytest.approx(2.0, abs=0.5), "from the request on, not from the answer"
+        assert tone_present(caller_side, rate, CALLER_HZ)
+        assert tone_present(agent_side, rate, AGENT_HZ)
+        assert not Path(others["caller"]).exists()
+
+    await asyncio.to_thread(verify)
