@@ -9,15 +9,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import urlsplit
 
 import structlog
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from agent_client.web_auth import Authenticator, Principal, Role
+from agent_client.web_auth import Authenticator, Principal, Role, Throttled
+from agent_client.web_edge import edge_of, same_origin, source_of
 from agent_client.web_sessions import COOKIE, Session, SessionStore
 
 log = structlog.get_logger("agent_client.ws")
@@ -25,6 +25,11 @@ log = structlog.get_logger("agent_client.ws")
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 PROTOCOL_VERSION = 1
 MAX_MESSAGE_BYTES = 64 * 1024
+MAX_LOGIN_CHARS = 128
+MAX_PASSWORD_CHARS = 1024
+# How often open pages' sessions are checked: kept alive while the page is
+# open, closed once revoked or past their absolute lifetime.
+SOCKET_SWEEP_S = 30.0
 # The socket was replaced by the same agent's newer page (docs/agent-protocol.md).
 DISPLACED_CLOSE_CODE = 4001
 # Messages a browser may send, and the fields each must carry.
@@ -66,22 +71,47 @@ def session_of(request: web.Request) -> Session | None:
     return request.app[SESSIONS].get(request.cookies.get(COOKIE))
 
 
+def too_many(throttled: Throttled) -> web.Response:
+    """The answer to a throttled sign-in, the same whether the login exists or not."""
+    wait = throttled.retry_after_s
+    return web.json_response(
+        {"error": f"Too many failed sign-ins. Try again in {wait} s.", "retry_after_s": wait},
+        status=429,
+        headers={"Retry-After": str(wait)},
+    )
+
+
+def _login_body(body: object) -> tuple[str, str] | web.Response:
+    if not isinstance(body, dict):
+        return _json({"error": 'expected a JSON object {"login": "...", "password": "..."}', "field": "body"}, 400)
+    for name, longest in (("login", MAX_LOGIN_CHARS), ("password", MAX_PASSWORD_CHARS)):
+        value = body.get(name)
+        if not isinstance(value, str) or not 1 <= len(value) <= longest:
+            return _json({"error": f"{name}: expected a string of 1 to {longest} characters", "field": name}, 400)
+    return body["login"], body["password"]
+
+
 async def login(request: web.Request) -> web.Response:
     try:
         body = await request.json()
     except (json.JSONDecodeError, UnicodeDecodeError):
-        return _json({"error": "expected a JSON body with login and password"}, 400)
-    if not isinstance(body, dict) or not all(isinstance(body.get(k), str) for k in ("login", "password")):
-        return _json({"error": "expected a JSON body with login and password", "field": "login"}, 400)
-    principal = await request.app[AUTHENTICATOR].check(body["login"], body["password"])
-    if principal is None:
+        body = None
+    found = _login_body(body)
+    if isinstance(found, web.Response):
+        return found
+    source = source_of(request)
+    result = await request.app[AUTHENTICATOR].attempt(*found, source)
+    if isinstance(result, Throttled):
+        log.warning("sign_in_throttled", source=source, retry_after_s=result.retry_after_s)
+        return too_many(result)
+    if result is None:
+        log.info("sign_in_failed", source=source)
         return _json({"error": "Wrong login or password."}, 401)
-    session = request.app[SESSIONS].create(principal)
-    response = _json(_me(request, principal))
-    response.set_cookie(
-        COOKIE, session.token, httponly=True, samesite="Strict", path="/", secure=request.app[SECURE_COOKIES]
-    )
-    log.info("signed_in", login=principal.login, role=principal.role.value)
+    session = request.app[SESSIONS].create(result, source)
+    response = _json(_me(request, result))
+    secure = request.app[SECURE_COOKIES] or edge_of(request.app).secure
+    response.set_cookie(COOKIE, session.token, httponly=True, samesite="Strict", path="/", secure=secure)
+    log.info("signed_in", login=result.login, role=result.role.value, session=session.id)
     return response
 
 
@@ -95,8 +125,7 @@ async def logout(request: web.Request) -> web.Response:
     response = web.Response(status=204)
     response.del_cookie(COOKIE, path="/")
     if session is not None:
-        for ws in list(request.app[_SOCKETS].get(session.token, ())):
-            await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"signed out")
+        await close_sockets(request.app, session.token, "signed out")
     return response
 
 
@@ -124,7 +153,46 @@ async def root(request: web.Request) -> web.StreamResponse:
     raise web.HTTPFound(homes.get(session.principal.role, "/agent"))
 
 
-_SOCKETS = web.AppKey("sockets", dict)
+# Each session's open WebSockets (agent and supervisor pages), so that ending it closes them.
+SOCKETS = web.AppKey("sockets", dict[str, set[web.WebSocketResponse]])
+
+
+async def close_sockets(app: web.Application, token: str, reason: str) -> None:
+    for ws in list(app[SOCKETS].get(token, ())):
+        await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=reason.encode()[:120])
+
+
+@contextlib.contextmanager
+def registered(app: web.Application, token: str, ws: web.WebSocketResponse) -> Iterator[None]:
+    sockets = app[SOCKETS].setdefault(token, set())
+    sockets.add(ws)
+    try:
+        yield
+    finally:
+        sockets.discard(ws)
+        if not sockets:
+            app[SOCKETS].pop(token, None)
+
+
+async def _sweep_sockets(app: web.Application) -> None:
+    while True:
+        await asyncio.sleep(SOCKET_SWEEP_S)
+        open_pages: dict[str, set[web.WebSocketResponse]] = app[SOCKETS]
+        for token in list(open_pages):
+            # An open page is activity (its socket answers heartbeats): refresh, or close if over.
+            if app[SESSIONS].get(token) is None:
+                try:
+                    await close_sockets(app, token, "session expired")
+                except Exception:
+                    log.exception("socket_sweep_failed")
+
+
+async def _socket_sweeper(app: web.Application) -> AsyncIterator[None]:
+    task = asyncio.create_task(_sweep_sockets(app))
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 class SocketLink:
@@ -157,13 +225,6 @@ class SocketLink:
         self._outbox.put_nowait(None)
         with contextlib.suppress(asyncio.CancelledError):
             await self._writer
-
-
-def same_origin(request: web.Request) -> bool:
-    origin = request.headers.get("Origin")
-    if origin is None:
-        return True
-    return urlsplit(origin).netloc == request.host
 
 
 def validate_message(raw: str, required_fields: Mapping[str, tuple[str, ...]] = REQUIRED_FIELDS) -> Message:
@@ -201,14 +262,19 @@ async def agent_socket(request: web.Request) -> web.StreamResponse:
         return _json({"error": "cross-origin WebSocket refused"}, 403)
     ws = web.WebSocketResponse(heartbeat=15.0, max_msg_size=MAX_MESSAGE_BYTES)
     await ws.prepare(request)
-    if request.query.get("probe") == "1":
-        # The mic check measures round trips without taking the softphone's place.
-        return await _probe(ws)
+    with registered(request.app, session.token, ws):
+        if request.query.get("probe") == "1":
+            # The mic check measures round trips without taking the softphone's place.
+            return await _probe(ws)
+        desk: AgentDesk = request.app[DESK]  # type: ignore[assignment]
+        await _serve_socket(request, session, ws, desk, SocketLink(ws, session.principal.login))
+    return ws
+
+
+async def _serve_socket(
+    request: web.Request, session: Session, ws: web.WebSocketResponse, desk: AgentDesk, link: SocketLink
+) -> None:
     login_name = session.principal.login
-    desk: AgentDesk = request.app[DESK]  # type: ignore[assignment]
-    link = SocketLink(ws, login_name)
-    sockets = request.app[_SOCKETS].setdefault(session.token, set())
-    sockets.add(ws)
     await desk.agent_connected(login_name, link)
     pending: set[asyncio.Task[None]] = set()
     try:
@@ -233,10 +299,8 @@ async def agent_socket(request: web.Request) -> web.StreamResponse:
     finally:
         for task in pending:
             task.cancel()
-        sockets.discard(ws)
         await desk.agent_disconnected(login_name, link)
         await link.finish()
-    return ws
 
 
 async def _probe(ws: web.WebSocketResponse) -> web.WebSocketResponse:
@@ -283,7 +347,8 @@ def add_agent_routes(
     app[AUTHENTICATOR] = authenticator
     app[DESK] = desk
     app[SECURE_COOKIES] = secure_cookies
-    app[_SOCKETS] = {}
+    app[SOCKETS] = {}
+    app.cleanup_ctx.append(_socket_sweeper)
     app.router.add_post("/api/login", login)
     app.router.add_post("/api/logout", logout)
     app.router.add_get("/api/me", me)

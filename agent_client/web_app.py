@@ -1,17 +1,23 @@
-"""The control process's HTTP side: health and the call records API."""
+"""The control process's HTTP side: health, the call records API, and what every route shares.
+
+Every route, its roles and its scope are listed in agent_client/web_rbac.py;
+the handlers check them, and tests/web/test_rbac_matrix.py checks the handlers.
+"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from aiohttp import web
 
 from agent_client.web_agent import SESSIONS
-from agent_client.web_auth import Authenticator, Principal, Role
+from agent_client.web_auth import Authenticator, Principal, Role, Throttled
+from agent_client.web_csrf import csrf
+from agent_client.web_edge import EDGE, Edge, edge_of, source_of
 from agent_client.web_sessions import COOKIE
 from store.records import CallRecords
 
@@ -28,8 +34,9 @@ class WebContext:
 
 
 CONTEXT = web.AppKey("context", WebContext)
-PRINCIPAL_KEY = "principal"
 MAX_PAGE = 1000
+# Dates and times outside these years are typos or probes; past them, date arithmetic overflows.
+FIRST_YEAR, LAST_YEAR = 1970, 9000
 
 
 def json_response(data: object, status: int = 200) -> web.Response:
@@ -52,6 +59,15 @@ async def _errors(
         raise
 
 
+async def _headers(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    # No page of the bridge is to be framed by another site (clickjacking the softphone).
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    if edge_of(request.app).secure:
+        response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+
+
 async def principal_of(request: web.Request) -> Principal:
     """The signed-in browser session's principal, or HTTP Basic credentials' (scripts)."""
     if SESSIONS in request.app:
@@ -59,7 +75,14 @@ async def principal_of(request: web.Request) -> Principal:
         if session is not None:
             return session.principal
     ctx = request.app[CONTEXT]
-    principal = await ctx.authenticator.authenticate(request.headers.get("Authorization"))
+    principal = await ctx.authenticator.authenticate(request.headers.get("Authorization"), source_of(request))
+    if isinstance(principal, Throttled):
+        wait = principal.retry_after_s
+        raise web.HTTPTooManyRequests(
+            headers={"Retry-After": str(wait)},
+            text=json.dumps({"error": f"Too many failed sign-ins. Try again in {wait} s.", "retry_after_s": wait}),
+            content_type="application/json",
+        )
     if principal is None:
         raise web.HTTPUnauthorized(
             headers={"WWW-Authenticate": 'Basic realm="hotline-bridge", charset="UTF-8"'},
@@ -69,6 +92,26 @@ async def principal_of(request: web.Request) -> Principal:
     return principal
 
 
+def bad_request(field: str, message: str) -> web.HTTPBadRequest:
+    """A 400 naming the field at fault, to raise from a handler."""
+    return web.HTTPBadRequest(
+        text=json.dumps({"error": message, "field": field}, ensure_ascii=False), content_type="application/json"
+    )
+
+
+def query_date(request: web.Request, name: str, default: date) -> date:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = date.fromisoformat(raw)
+    except ValueError:
+        raise bad_request(name, f"{name}: expected a date such as 2026-11-23") from None
+    if not FIRST_YEAR <= value.year <= LAST_YEAR:
+        raise bad_request(name, f"{name}: expected a date between {FIRST_YEAR} and {LAST_YEAR}")
+    return value
+
+
 def _parse_time(request: web.Request, name: str) -> datetime | None:
     raw = request.query.get(name)
     if raw is None:
@@ -76,15 +119,11 @@ def _parse_time(request: web.Request, name: str) -> datetime | None:
     try:
         value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError:
-        raise web.HTTPBadRequest(
-            text=json.dumps({"error": f"{name}: expected an ISO-8601 date-time, got {raw!r}", "field": name}),
-            content_type="application/json",
-        ) from None
+        raise bad_request(name, f"{name}: expected an ISO-8601 date-time, got {raw!r}") from None
     if value.tzinfo is None:
-        raise web.HTTPBadRequest(
-            text=json.dumps({"error": f"{name}: give a time zone, e.g. {raw}Z", "field": name}),
-            content_type="application/json",
-        )
+        raise bad_request(name, f"{name}: give a time zone, e.g. {raw}Z")
+    if not FIRST_YEAR <= value.year <= LAST_YEAR:
+        raise bad_request(name, f"{name}: expected a time between {FIRST_YEAR} and {LAST_YEAR}")
     return value
 
 
@@ -97,15 +136,22 @@ def _parse_int(request: web.Request, name: str, default: int, low: int, high: in
     except ValueError:
         value = low - 1
     if not low <= value <= high:
-        raise web.HTTPBadRequest(
-            text=json.dumps({"error": f"{name}: expected a whole number {low}-{high}, got {raw!r}", "field": name}),
-            content_type="application/json",
-        )
+        raise bad_request(name, f"{name}: expected a whole number {low}-{high}, got {raw!r}")
     return value
 
 
-async def list_calls(request: web.Request) -> web.Response:
+async def _records_viewer(request: web.Request) -> Principal:
     principal = await principal_of(request)
+    if principal.role is Role.AGENT:
+        raise web.HTTPForbidden(
+            text=json.dumps({"error": "call records are for supervisors, client admins and tenant admins"}),
+            content_type="application/json",
+        )
+    return principal
+
+
+async def list_calls(request: web.Request) -> web.Response:
+    principal = await _records_viewer(request)
     ctx = request.app[CONTEXT]
     client = request.query.get("client")
     scope = principal.clients
@@ -125,7 +171,7 @@ async def list_calls(request: web.Request) -> web.Response:
 
 
 async def get_call(request: web.Request) -> web.Response:
-    principal = await principal_of(request)
+    principal = await _records_viewer(request)
     record = await request.app[CONTEXT].records.get_call(request.match_info["call_id"])
     # Out of scope and absent look the same: ids are not to be probed.
     if record is None or not principal.may_see_client(record.client_id):
@@ -145,9 +191,11 @@ async def healthz(request: web.Request) -> web.Response:
     return json_response(report, status=200 if report.get("status") == "ready" else 503)
 
 
-def create_app(context: WebContext) -> web.Application:
-    app = web.Application(middlewares=[_errors], client_max_size=64 * 1024)
+def create_app(context: WebContext, edge: Edge | None = None) -> web.Application:
+    app = web.Application(middlewares=[_errors, csrf], client_max_size=64 * 1024)
     app[CONTEXT] = context
+    app[EDGE] = edge or Edge()
+    app.on_response_prepare.append(_headers)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/api/calls", list_calls)
     app.router.add_get("/api/calls/{call_id}", get_call)

@@ -1,8 +1,10 @@
 """Who is asking: HTTP Basic against the tenant's people, with their scope.
 
-This is the API's first, simple scheme; browser sessions come with the
-softphone. Password checks (argon2) run off the event loop, and a success is
-remembered briefly so a dashboard polling the API doesn't pay argon2 each time.
+Browser sessions (web_sessions) start from the same check. Password checks
+(argon2) run off the event loop, an unknown login costs as much as a wrong
+password, and a success is remembered briefly so a dashboard polling the API
+doesn't pay argon2 each time. Every attempt goes through the sign-in throttle
+(dialplan.login_throttle), by login and by source address.
 """
 
 from __future__ import annotations
@@ -11,13 +13,16 @@ import asyncio
 import base64
 import binascii
 import hashlib
+import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from dialplan.login_throttle import LoginThrottle
 from dialplan.tenant import Tenant
 
 _hasher = PasswordHasher()
@@ -43,6 +48,13 @@ class Principal:
         if self.clients is None:
             return True
         return client_id is not None and client_id in self.clients
+
+
+@dataclass(frozen=True)
+class Throttled:
+    """Too many failed sign-ins: try again in this many seconds (dialplan.login_throttle)."""
+
+    retry_after_s: int
 
 
 def _lookup(tenant: Tenant, login: str) -> tuple[str, Principal] | None:
@@ -79,10 +91,19 @@ def _verify(password_hash: str, password: str) -> bool:
 
 
 class Authenticator:
-    def __init__(self, tenant: Tenant, *, remember_s: float = 60.0) -> None:
+    def __init__(
+        self,
+        tenant: Tenant,
+        *,
+        remember_s: float = 60.0,
+        throttle: LoginThrottle | None = None,
+        now: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._tenant = tenant
         self._remember_s = remember_s
         self._recent: dict[tuple[str, str], float] = {}
+        self.throttle = throttle or LoginThrottle()
+        self._now = now
 
     def name_of(self, login: str) -> str:
         people = (self._tenant.admins, self._tenant.supervisors, self._tenant.client_admins, self._tenant.agents)
@@ -91,12 +112,25 @@ class Authenticator:
                 return group[login].name
         return login
 
-    async def authenticate(self, header: str | None) -> Principal | None:
-        """The principal an `Authorization: Basic` header proves, if any."""
+    async def authenticate(self, header: str | None, source: str) -> Principal | Throttled | None:
+        """The principal an `Authorization: Basic` header proves, if any, throttled as sign-ins are."""
         pair = parse_basic(header)
         if pair is None:
             return None
-        return await self.check(*pair)
+        return await self.attempt(*pair, source)
+
+    async def attempt(self, login: str, password: str, source: str) -> Principal | Throttled | None:
+        """A sign-in from `source` (an address): the principal, None for a wrong password or an
+        unknown login alike, or Throttled, checked before any password and so without its cost."""
+        wait = self.throttle.wait_s(login, source, self._now())
+        if wait > 0:
+            return Throttled(math.ceil(wait))
+        principal = await self.check(login, password)
+        if principal is None:
+            wait = self.throttle.failed(login, source, self._now())
+            return Throttled(math.ceil(wait)) if wait > 0 else None
+        self.throttle.succeeded(login, source, self._now())
+        return principal
 
     async def check(self, login: str, password: str) -> Principal | None:
         found = _lookup(self._tenant, login)

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from aiohttp import web
 
-from agent_client.web_app import CONTEXT, json_response, principal_of
+from agent_client.web_app import CONTEXT, json_response, principal_of, query_date
 from agent_client.web_auth import Role
 from dialplan.pay import STATEMENT_COLUMNS, Statement, statement_rows
 from dialplan.tenant import Tenant
@@ -16,19 +16,6 @@ from store.pay_statements import agent_statements, write_statements
 
 PAY_TENANT = web.AppKey("pay_tenant", Tenant)
 MAX_DAYS = 92
-
-
-def _day(request: web.Request, name: str, default: date) -> date:
-    raw = request.query.get(name)
-    if raw is None:
-        return default
-    try:
-        return date.fromisoformat(raw)
-    except ValueError:
-        raise web.HTTPBadRequest(
-            text=f'{{"error": "{name}: expected a date such as 2026-11-23", "field": "{name}"}}',
-            content_type="application/json",
-        ) from None
 
 
 def _json(statement: Statement) -> dict[str, object]:
@@ -76,13 +63,15 @@ async def statement(request: web.Request) -> web.StreamResponse:
     if agent not in tenant.agents:
         return json_response({"error": f"no agent {agent!r}"}, 404)
     today = datetime.now(UTC).date()
-    first = _day(request, "from", today - timedelta(days=today.weekday()))
-    last = _day(request, "to", today)
+    first = query_date(request, "from", today - timedelta(days=today.weekday()))
+    last = query_date(request, "to", today)
     if last < first or (last - first).days > MAX_DAYS:
-        return json_response({"error": f"from..to: at most {MAX_DAYS} days, to not before from"}, 400)
+        return json_response({"error": f"from..to: at most {MAX_DAYS} days, to not before from", "field": "to"}, 400)
     since, until = datetime.combine(first, time(), UTC), datetime.combine(last + timedelta(days=1), time(), UTC)
     found = await agent_statements(request.app[CONTEXT].records, tenant, agent, since, until)
     kind = request.query.get("format", "json")
+    if kind not in ("json", "csv", "html"):
+        return json_response({"error": "format: one of json, csv, html", "field": "format"}, 400)
     if kind == "csv":
         out = io.StringIO()
         write_statements(found, out, as_csv=True)

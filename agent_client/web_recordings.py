@@ -8,12 +8,12 @@ playback may be several audited requests, each naming its range.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 import structlog
 from aiohttp import web
 
-from agent_client.web_app import json_response, principal_of
+from agent_client.web_app import json_response, principal_of, query_date
 from agent_client.web_auth import Principal, Role
 from dialplan.clock import iso_z
 from dialplan.recording_access import refusal
@@ -46,12 +46,9 @@ async def list_recordings(request: web.Request) -> web.Response:
     if principal.role is Role.AGENT:
         return json_response({"error": "Agents do not play recordings."}, 403)
     service = request.app[RECORDINGS]
-    try:
-        today = datetime.now(UTC).date()
-        first = date.fromisoformat(request.query.get("from", (today - timedelta(days=6)).isoformat()))
-        last = date.fromisoformat(request.query.get("to", today.isoformat()))
-    except ValueError:
-        return json_response({"error": "from, to: dates such as 2026-11-23", "field": "from"}, 400)
+    today = datetime.now(UTC).date()
+    first = query_date(request, "from", today - timedelta(days=6))
+    last = query_date(request, "to", today)
     if last < first or (last - first).days > MAX_DAYS:
         return json_response({"error": f"at most {MAX_DAYS} days, to not before from", "field": "to"}, 400)
     found = await service.store.listed(

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import UTC, date, datetime, time, timedelta
+import math
+from datetime import UTC, datetime, time, timedelta
 
 from aiohttp import web
 
 from agent_client.web_agent import STATIC_DIR, session_of
-from agent_client.web_app import CONTEXT, json_response, principal_of
+from agent_client.web_app import CONTEXT, json_response, principal_of, query_date
 from agent_client.web_auth import Role
 from dialplan.reports import COLUMNS, GROUPS, PERIODS, ReportCall, StateSpan, report
 from dialplan.tenant import Tenant
@@ -35,17 +36,22 @@ async def reports(request: web.Request) -> web.StreamResponse:
         return json_response({"error": "reports are for supervisors, client admins and tenant admins"}, 403)
     query = request.query
     group, period = query.get("group", "client"), query.get("by", "day")
-    if group not in GROUPS or period not in PERIODS:
-        return json_response({"error": f"group: one of {', '.join(GROUPS)}; by: one of {', '.join(PERIODS)}"}, 400)
+    if group not in GROUPS:
+        return _bad("group", f"group: one of {', '.join(GROUPS)}")
+    if period not in PERIODS:
+        return _bad("by", f"by: one of {', '.join(PERIODS)}")
+    first = query_date(request, "from", datetime.now(UTC).date())
+    last = query_date(request, "to", first)
+    if last < first or (last - first).days > MAX_DAYS:
+        return _bad("to", f"to: not before from, and at most {MAX_DAYS} days after it")
     try:
-        today = datetime.now(UTC).date()
-        first = date.fromisoformat(query.get("from", today.isoformat()))
-        last = date.fromisoformat(query.get("to", first.isoformat()))
         threshold = float(query.get("threshold_s", "20"))
     except ValueError:
-        return json_response({"error": "from, to: dates such as 2026-11-23; threshold_s: seconds"}, 400)
-    if last < first or (last - first).days > MAX_DAYS or not 0 < threshold <= 3600:
-        return json_response({"error": f"at most {MAX_DAYS} days, to not before from, threshold_s 1-3600"}, 400)
+        threshold = math.nan
+    if not 0 < threshold <= 3600:
+        return _bad("threshold_s", "threshold_s: seconds, more than 0 and at most 3600")
+    if query.get("format", "json") not in ("json", "csv"):
+        return _bad("format", "format: json or csv")
     client = query.get("client")
     scope = principal.clients
     if client is not None:
@@ -70,6 +76,10 @@ async def reports(request: web.Request) -> web.StreamResponse:
     return json_response(
         {"group": group, "by": period, "from": first.isoformat(), "to": last.isoformat(), "rows": rows}
     )
+
+
+def _bad(field: str, message: str) -> web.Response:
+    return json_response({"error": message, "field": field}, 400)
 
 
 def _agents_in_scope(

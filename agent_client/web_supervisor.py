@@ -19,12 +19,13 @@ from agent_client.web_agent import (
     STATIC_DIR,
     BadMessage,
     SocketLink,
-    same_origin,
+    registered,
     session_of,
     validate_message,
 )
 from agent_client.web_app import CONTEXT, principal_of
 from agent_client.web_auth import Role
+from agent_client.web_edge import same_origin
 from agent_client.web_sessions import Session
 from dialplan.clock import iso_z
 from store.call_scores import CallScore, CallScores
@@ -58,6 +59,7 @@ class SupervisorDesk(Protocol):
 
 
 SUPERVISION = web.AppKey("supervision", object)
+MAX_COMMENT_CHARS = 2000
 
 
 def _supervisor(request: web.Request) -> Session | web.Response:
@@ -118,12 +120,17 @@ async def score_call(request: web.Request) -> web.Response:
         return web.json_response({"error": "no such call"}, status=404)
     try:
         body = await request.json()
-    except ValueError:
+    except (ValueError, UnicodeDecodeError):
         body = None
-    score = body.get("score") if isinstance(body, dict) else None
-    comment = body.get("comment", "") if isinstance(body, dict) else None
-    if isinstance(score, bool) or not isinstance(score, int) or not 1 <= score <= 5 or not isinstance(comment, str):
-        return web.json_response({"error": 'expected {"score": 1 to 5, "comment": "..."}'}, status=400)
+    if not isinstance(body, dict):
+        return _bad("body", 'expected a JSON object {"score": 1 to 5, "comment": "..."}')
+    score, comment = body.get("score"), body.get("comment", "")
+    if isinstance(score, float) and score.is_integer():
+        score = int(score)  # 4.0 is JSON's 4 (and JSON Schema's integer) as much as 4 is
+    if isinstance(score, bool) or not isinstance(score, int) or not 1 <= score <= 5:
+        return _bad("score", "score: expected a whole number 1 to 5")
+    if not isinstance(comment, str) or len(comment) > MAX_COMMENT_CHARS:
+        return _bad("comment", f"comment: expected a string of at most {MAX_COMMENT_CHARS} characters")
     scores = CallScores(request.app[CONTEXT].records.engine)
     await scores.add(CallScore(call_id, login, score, comment, datetime.now(UTC)))
     log.info("call_scored", call_id=call_id, supervisor=login, score=score)
@@ -136,6 +143,10 @@ async def score_call(request: web.Request) -> web.Response:
             ],
         }
     )
+
+
+def _bad(field: str, message: str) -> web.Response:
+    return web.json_response({"error": message, "field": field}, status=400)
 
 
 async def record_call(request: web.Request) -> web.Response:
@@ -159,6 +170,12 @@ async def socket(request: web.Request) -> web.StreamResponse:
     session = found
     ws = web.WebSocketResponse(heartbeat=15.0, max_msg_size=MAX_MESSAGE_BYTES)
     await ws.prepare(request)
+    with registered(request.app, session.token, ws):
+        await _serve_socket(request, session, ws)
+    return ws
+
+
+async def _serve_socket(request: web.Request, session: Session, ws: web.WebSocketResponse) -> None:
     login = session.principal.login
     desk = _desk(request)
     link = SocketLink(ws, login)
@@ -184,7 +201,6 @@ async def socket(request: web.Request) -> web.StreamResponse:
             task.cancel()
         await desk.disconnected(login, link)
         await link.finish()
-    return ws
 
 
 async def _serve_one(desk: SupervisorDesk, link: SocketLink, login: str, message: Message) -> None:

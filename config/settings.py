@@ -11,6 +11,7 @@ import ipaddress
 import json
 import math
 import os
+import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -67,7 +68,25 @@ class Settings:
     ring_timeout_s: float | None
     # Seconds an agent whose page dropped mid-call has to come back.
     agent_grace_s: float
+    # The SIP front's flood guard (Kamailio pike): more than pike_requests from one source IP in
+    # pike_window_s bans it for pike_ban_s; trunks and the workers are never limited.
+    pike_requests: int = 14
+    pike_window_s: int = 2
+    pike_ban_s: int = 300
+    # HTTPS on the web port: a PEM certificate (chain) and its unencrypted PEM key; None: plain HTTP.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    # A TLS-terminating reverse proxy is in front: cookies are Secure and its
+    # X-Forwarded-Proto / X-Forwarded-For are believed (never otherwise).
+    behind_tls_proxy: bool = False
+    # Browser sessions end this long after sign-in, or after this long without a request or an open page.
+    session_lifetime_s: float = 12 * 3600.0
+    session_idle_s: float = 3600.0
     extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None
 
     @property
     def cache_dir(self) -> Path:
@@ -177,6 +196,53 @@ def _optional_path(base: Path, raw: str) -> Path | None:
     return (base / raw) if raw else None
 
 
+def _flag(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(raw)
+
+
+def _tls_problems(cert: Path | None, key: Path | None) -> list[str]:
+    """What is wrong with the HTTPS pair, if anything, checked now rather than when the web starts."""
+    if cert is None and key is None:
+        return []
+    if cert is None or key is None:
+        missing, given = (
+            ("HOTLINE_TLS_CERT", "HOTLINE_TLS_KEY") if cert is None else ("HOTLINE_TLS_KEY", "HOTLINE_TLS_CERT")
+        )
+        return [f"{missing}: required with {given}: HTTPS needs both the certificate and its key"]
+    problems = []
+    for name, path in (("HOTLINE_TLS_CERT", cert), ("HOTLINE_TLS_KEY", key)):
+        try:
+            with path.open("rb") as file:
+                file.read(1)
+        except FileNotFoundError:
+            problems.append(f"{name}: no such file: {path}")
+        except IsADirectoryError:
+            problems.append(f"{name}: expected a PEM file, got a directory: {path}")
+        except OSError as exc:
+            problems.append(f"{name}: cannot read {path}: {exc.strerror or exc}")
+    if problems:
+        return problems
+    try:
+        tls_context(cert, key)
+    except (ssl.SSLError, ValueError) as exc:
+        return [f"HOTLINE_TLS_CERT, HOTLINE_TLS_KEY: not a PEM certificate and its unencrypted key: {exc}"]
+    return []
+
+
+def tls_context(cert: Path, key: Path) -> ssl.SSLContext:
+    """The web port's server context: TLS 1.2 at least, Python's default (modern) ciphers."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    # An encrypted key would make OpenSSL prompt on the terminal; refuse it instead.
+    context.load_cert_chain(cert, key, password=lambda: b"")
+    return context
+
+
 def load_settings(env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Settings:
     """Read settings from `env` (default: the process environment)."""
     env = os.environ if env is None else env
@@ -220,6 +286,9 @@ def load_settings(env: Mapping[str, str] | None = None, cwd: Path | None = None)
         kamailio=cast(KamailioMode, r.get("HOTLINE_KAMAILIO", "auto", _choice("auto", "external"), "auto or external")),
         kamailio_binary=r.get("HOTLINE_KAMAILIO_BIN", "kamailio", str, "a program name or path"),
         kamailio_template=_optional_path(base, r.get("HOTLINE_KAMAILIO_TEMPLATE", "", str, "a file path")),
+        pike_requests=r.get("HOTLINE_PIKE_REQUESTS", 14, _positive_int, "a whole number of requests, at least 1"),
+        pike_window_s=r.get("HOTLINE_PIKE_WINDOW_S", 2, _positive_int, "a whole number of seconds, at least 1"),
+        pike_ban_s=r.get("HOTLINE_PIKE_BAN_S", 300, _positive_int, "a whole number of seconds, at least 1"),
         rtp_port_min=r.get("HOTLINE_RTP_PORT_MIN", 20000, _port, "a port number 1-65535"),
         rtp_ports_per_worker=r.get("HOTLINE_RTP_PORTS_PER_WORKER", 200, _positive_int, "a whole number of ports"),
         drain_timeout_s=r.get("HOTLINE_DRAIN_TIMEOUT", 30.0, _positive_float, "a number of seconds"),
@@ -242,7 +311,13 @@ def load_settings(env: Mapping[str, str] | None = None, cwd: Path | None = None)
         ),
         ring_timeout_s=r.get("HOTLINE_RING_TIMEOUT", None, _positive_float, "a number of seconds"),
         agent_grace_s=r.get("HOTLINE_AGENT_GRACE", 10.0, _positive_float, "a number of seconds"),
+        tls_cert=_optional_path(base, r.get("HOTLINE_TLS_CERT", "", str, "a file path")),
+        tls_key=_optional_path(base, r.get("HOTLINE_TLS_KEY", "", str, "a file path")),
+        behind_tls_proxy=r.get("HOTLINE_BEHIND_TLS_PROXY", False, _flag, "true or false"),
+        session_lifetime_s=r.get("HOTLINE_SESSION_LIFETIME", 12 * 3600.0, _positive_float, "a number of seconds"),
+        session_idle_s=r.get("HOTLINE_SESSION_IDLE", 3600.0, _positive_float, "a number of seconds"),
     )
+    r.errors.extend(_tls_problems(settings.tls_cert, settings.tls_key))
     if not settings.public_host:
         if ipaddress.ip_address(settings.sip_host).is_unspecified:
             r.errors.append(

@@ -28,6 +28,7 @@ The schema (docs/tenant-file.md has a complete, commented example)::
     recording = "off"                 # off (default) | always | on_demand (started by agent or supervisor)
     recording_retention_days = 90     # recordings are purged this many days after the call; default 90
     recordings_for_client_admin = false   # the client's admins may play its recordings; default false
+    max_concurrent_calls = 30         # optional: calls up at once on all its lines; above, 503 + Retry-After
     mask_caller_number = false        # default false
     live_listening = true             # supervisors may listen, whisper and barge; default true
     agent_sees_supervisor = false     # the agent is shown who listens; default false
@@ -42,6 +43,7 @@ The schema (docs/tenant-file.md has a complete, commented example)::
     dids = ["1001"]                   # digits, optional leading '+'; unique across lines
     trunk_sources = ["127.0.0.1/32"]  # addresses or networks (no host bits) trusted without auth
     digest = { username = "acme-pbx", realm = "hotline", password = "..." }  # or ha1 = "<32 hex>"
+    max_concurrent_calls = 10         # optional: calls up at once on this line (trunk); above, 503 + Retry-After
     service_window = { kind = "always" }                 # the default
     # service_window = { kind = "calendar", weekly = [...], holidays = ["2026-12-25"] }
 
@@ -805,6 +807,7 @@ class _Loader:
         recording = node.get_or("recording", RECORDING, RecordingPolicy.OFF)
         retention_days = node.get_or("recording_retention_days", LEVEL, 90)
         for_client_admin = node.get_or("recordings_for_client_admin", BOOLEAN, False)
+        client_cap = node.opt("max_concurrent_calls", LEVEL)
         mask = node.get_or("mask_caller_number", BOOLEAN, False)
         live_listening = node.get_or("live_listening", BOOLEAN, True)
         agent_sees_supervisor = node.get_or("agent_sees_supervisor", BOOLEAN, False)
@@ -826,6 +829,7 @@ class _Loader:
             recording=recording,
             recording_retention_days=retention_days,
             recordings_for_client_admin=for_client_admin,
+            max_concurrent_calls=client_cap,
             mask_caller_number=mask,
             live_listening=live_listening,
             agent_sees_supervisor=agent_sees_supervisor,
@@ -879,6 +883,7 @@ class _Loader:
         client = self.clients.get(client_id) if client_id is not None else None
         window = self.service_window(node, client.timezone if client is not None else None)
         overflow = self.overflow(node, line_id, client.timezone if client is not None else None)
+        line_cap = node.opt("max_concurrent_calls", LEVEL)
         raw_sources = node.peek("trunk_sources")
         if not node.has("digest") and not (isinstance(raw_sources, list) and raw_sources):
             node.problem("expected trunk_sources and/or digest: without either no call can reach this line")
@@ -895,6 +900,7 @@ class _Loader:
                 service_window=window,
                 queue=queue_id,
                 overflow=overflow,
+                max_concurrent_calls=line_cap,
             )
         )
 

@@ -51,6 +51,8 @@ class Client:
     recording_retention_days: int = 90
     # The client's own admins may play its recordings (supervisors in scope always may).
     recordings_for_client_admin: bool = False
+    # Calls up at once across the client's lines; above it, 503 with Retry-After. None: no cap.
+    max_concurrent_calls: int | None = None
     mask_caller_number: bool = False
     # Supervisors may join this client's calls (listen, whisper, barge); and whether the agent is told.
     live_listening: bool = True
@@ -99,6 +101,8 @@ class Line:
     queue: str | None = None
     # When the bridge takes over the client's own line (weekend overflow); None: always ours.
     overflow: Overflow | None = None
+    # Calls up at once on this line (trunk); above it, 503 with Retry-After. None: no cap.
+    max_concurrent_calls: int | None = None
 
     def trusts(self, source: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
         return any(source in net for net in self.trunk_sources)

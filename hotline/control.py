@@ -19,20 +19,15 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from agent_client.web_agent import add_agent_routes
-from agent_client.web_app import WebContext, create_app
-from agent_client.web_auth import Authenticator
-from agent_client.web_overflow import add_overflow_routes
-from agent_client.web_pay import add_pay_routes
-from agent_client.web_recordings import add_recording_routes
-from agent_client.web_reports import add_report_routes
+from agent_client.web_bridge import bridge_app
+from agent_client.web_edge import Edge
 from agent_client.web_sessions import SessionStore
-from agent_client.web_supervisor import add_supervisor_routes
-from config.settings import Settings
+from config.settings import Settings, tls_context
 from dialplan.clock import SystemClock
 from dialplan.tenant import Tenant
 from store.agent_states import AgentStateLog
 from store.db import create_engine, migrate, ping
+from store.live_mirror import MirroredLiveState
 from store.live_state import LiveState, open_live_state
 from store.overflow_settings import OverflowSettings
 from store.recordings import Recordings
@@ -41,7 +36,7 @@ from telephony.call_recordings import CallRecordings
 from telephony.calls import CallService, ClientMedia
 from telephony.dispatcher import Dispatcher, DispatcherSettings
 from telephony.ipc import Body
-from telephony.kamailio_front import DEFAULT_TEMPLATE, FrontWorker, KamailioFront
+from telephony.kamailio_front import DEFAULT_TEMPLATE, FrontWorker, KamailioFront, PikeLimits
 from telephony.loop_watch import log_loop_stalls
 from telephony.media_assets import SpeechCache, ensure_hold_music, ensure_telephony_wav, greeting_for
 from telephony.overflow_control import OverflowControl
@@ -173,6 +168,9 @@ class Control:
             await states.recover()
             async with _starting(f"live state {s.redis_url or 'in-process'}"):
                 live = await open_live_state(s.redis_url, s.redis_prefix)
+                if s.redis_url is not None:
+                    # Redis may restart (it keeps nothing on disk): this node keeps serving, then writes back.
+                    live = MirroredLiveState(live, node=self.node)
             stack.push_async_callback(live.close)
             media = await asyncio.to_thread(prepare_media, self.tenant, s)
             overflow = OverflowControl(tenant=self.tenant, store=OverflowSettings(engine), clock=self.clock)
@@ -242,7 +240,7 @@ class Control:
             stack.push_async_callback(registrations.stop)
             front = await self._start_front(configs, calls, stack) if s.workers > 1 else None
             events.front = front
-            async with _starting(f"HTTP on {s.http_host}:{s.http_port}"):
+            async with _starting(f"{'HTTPS' if s.tls else 'HTTP'} on {s.http_host}:{s.http_port}"):
                 runner = await self._start_web(
                     records,
                     lambda: self._health(engine, live, pool, front, calls),
@@ -260,7 +258,7 @@ class Control:
             log.info(
                 "bridge_ready",
                 sip=f"{s.sip_host}:{s.sip_port}",
-                http=f"http://{s.http_host}:{s.http_port}",
+                http=f"{'https' if s.tls else 'http'}://{s.http_host}:{s.http_port}",
                 workers=s.workers,
                 state=live.describe(),
                 database=_redact(s.database_url),
@@ -306,6 +304,7 @@ class Control:
             template_path=s.kamailio_template or DEFAULT_TEMPLATE,
             trunk_subnets=trunks,
             on_refusal=calls.on_front_refusal,
+            pike=PikeLimits(requests=s.pike_requests, window_s=s.pike_window_s, block_s=s.pike_ban_s),
         )
 
     def _install_signals(self) -> None:
@@ -327,17 +326,24 @@ class Control:
         overflow: OverflowControl,
         recordings: CallRecordings,
     ) -> web.AppRunner:
-        authenticator = Authenticator(self.tenant)
-        app = create_app(WebContext(records, authenticator, health, workers))
-        add_agent_routes(app, sessions=SessionStore(), authenticator=authenticator, desk=desk)
-        add_supervisor_routes(app, supervision=supervision)
-        add_overflow_routes(app, overflow)
-        add_pay_routes(app, self.tenant)
-        add_report_routes(app, self.tenant)
-        add_recording_routes(app, recordings)
+        s = self.settings
+        app = bridge_app(
+            tenant=self.tenant,
+            records=records,
+            health=health,
+            workers=workers,
+            desk=desk,
+            supervision=supervision,
+            overflow=overflow,
+            recordings=recordings,
+            sessions=SessionStore(absolute_ttl_s=s.session_lifetime_s, idle_ttl_s=s.session_idle_s),
+            edge=Edge(tls=s.tls, behind_tls_proxy=s.behind_tls_proxy),
+        )
+        # Checked when the settings were read; loaded again here, where a failure is a StartupError.
+        ssl_context = tls_context(s.tls_cert, s.tls_key) if s.tls_cert and s.tls_key else None
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
-        site = web.TCPSite(runner, self.settings.http_host, self.settings.http_port, reuse_address=True)
+        site = web.TCPSite(runner, s.http_host, s.http_port, reuse_address=True, ssl_context=ssl_context)
         await site.start()
         return runner
 

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 import structlog
 
+from dialplan.call_caps import cap_refusal
 from dialplan.clock import Clock
 from dialplan.routing import Accept, Challenge, Credentials, InboundCall, Reject, route_inbound
 from dialplan.tenant import Tenant
@@ -202,12 +203,15 @@ class CallService:
         )
         arrived = self._event(EventKind.ARRIVED, {"source": source, "worker": worker}, mono=mono, wall=wall)
 
+        why = None
+        if isinstance(decision, Accept) and (capped := self._over_cap(decision)) is not None:
+            decision, why = capped
         if isinstance(decision, Reject):
             headers = {}
             if decision.retry_after_s is not None:
                 headers["Retry-After"] = str(decision.retry_after_s)
             rejected = self._event(
-                EventKind.REJECTED, {"status": decision.status, "reason": decision.reason}, mono=mono, wall=wall
+                EventKind.REJECTED, {"status": decision.status, "reason": why or decision.reason}, mono=mono, wall=wall
             )
             await self.records.open_call(new_call, [arrived])
             await self.records.close(call_id, [rejected])
@@ -221,7 +225,6 @@ class CallService:
             }
 
         assert isinstance(decision, Accept)
-        await self.records.open_call(new_call, [arrived])
         session = _Session(
             call_id,
             worker,
@@ -232,12 +235,32 @@ class CallService:
             caller=caller.user,
             line_id=decision.line_id,
         )
+        # Counted from now on (the caps), before the record is written: admissions overlap.
         self._sessions[call_id] = session
         self._by_leg[(worker, session.leg)] = call_id
+        try:
+            await self.records.open_call(new_call, [arrived])
+        except BaseException:
+            self._sessions.pop(call_id, None)
+            self._by_leg.pop((worker, session.leg), None)
+            raise
         session.task = asyncio.create_task(self._follow(session))
         call_log.info("call_arrived", caller=caller.user, source=source, line=decision.line_id)
         media = self.media.get(decision.client_id, ClientMedia(None, None))
         return {"action": "answer", "call_id": call_id, "greeting": media.greeting, "music": media.music}
+
+    def _over_cap(self, accept: Accept) -> tuple[Reject, str] | None:
+        line = next((line for line in self.tenant.lines if line.id == accept.line_id), None)
+        if line is None:
+            return None
+        up = list(self._sessions.values())
+        return cap_refusal(
+            line,
+            self.tenant.clients.get(accept.client_id),
+            sum(s.line_id == line.id for s in up),
+            sum(s.client_id == accept.client_id for s in up),
+            self.retry_after_s,
+        )
 
     # ---- events from workers ----------------------------------------------
 

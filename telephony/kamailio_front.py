@@ -152,7 +152,7 @@ class FrontWorker:
 class PikeLimits:
     """Per source IP: more than `requests` in `window_s` bans it for `block_s`."""
 
-    requests: int = 16
+    requests: int = 14
     window_s: int = 2
     block_s: int = 300
 

@@ -228,6 +228,17 @@ class _Call(pj.Call):  # type: ignore[misc]
     def onCallTransferStatus(self, prm: Any) -> None:
         self.adapter._guard(self.adapter._on_transfer_status, self, prm)
 
+    # pjsua's defaults would follow a caller's REFER (dial its Refer-To) and let an INVITE with
+    # Replaces take over a call: both are toll-fraud paths. The bridge places no call a caller asks for.
+    def onCallTransferRequest(self, prm: Any) -> None:
+        prm.statusCode = 603
+        self.adapter._guard(self.adapter._on_refused_takeover, self, "REFER", str(prm.dstUri))
+
+    def onCallReplaceRequest(self, prm: Any) -> None:
+        prm.statusCode = 603
+        prm.reason = "Decline"
+        self.adapter._guard(self.adapter._on_refused_takeover, self, "Replaces", "")
+
 
 class _Account(pj.Account):  # type: ignore[misc]
     def __init__(self, adapter: SipAdapter) -> None:
@@ -995,6 +1006,9 @@ class SipAdapter:
         if not player.done.done():
             player.done.set_result(None)
 
+    def _on_refused_takeover(self, call: _Call, what: str, target: str) -> None:
+        log.warning("sip_takeover_refused", leg=call.leg, what=what, target=target[:120])
+
     def _bridge_agent(self, key: str, record: tuple[Path, Path] | None = None) -> None:
         use = self._agent(key)
         leg = self._leg(use.leg)
@@ -1027,8 +1041,9 @@ class SipAdapter:
                 recorder.createRecorder(str(path))
                 leg.recorders.append(recorder)
             caller.startTransmit(leg.recorders[0])
-        # A later agent (the first one lost) is recorded on the same agent's side.
-        use.port.startTransmit(leg.recorders[1])
+        # A later agent (the first one lost) is recorded on the same agent's side; a muted one once unmuted.
+        if not use.muted:
+            use.port.startTransmit(leg.recorders[1])
 
     def _hold_agent(self, key: str, on: bool) -> None:
         use = self._agent(key)
@@ -1056,12 +1071,16 @@ class SipAdapter:
         use.muted = on
         if not use.bridged or use.held:
             return
-        caller = self._leg(use.leg).call.getAudioMedia(-1)
-        if on:
-            with contextlib.suppress(pj.Error):
-                use.port.stopTransmit(caller)
-        else:
-            use.port.startTransmit(caller)
+        leg = self._leg(use.leg)
+        caller = leg.call.getAudioMedia(-1)
+        # The recording keeps what the caller hears: a muted agent's aside is not theirs to keep.
+        heard_by = [caller, *leg.recorders[1:2]]
+        for media in heard_by:
+            if on:
+                with contextlib.suppress(pj.Error):
+                    use.port.stopTransmit(media)
+            else:
+                use.port.startTransmit(media)
 
     def _register(self, spec: RegistrationSpec) -> None:
         account = self._registrations.get(spec.key)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import re
 from dataclasses import dataclass
+from urllib.parse import unquote
 
 # RFC 3261 7.3.3 compact forms.
 _COMPACT = {
@@ -28,7 +29,10 @@ _COMPACT = {
 MAX_HEADERS = 200
 MAX_HEADER_VALUE = 4096
 
-_URI_USER = re.compile(r"^(?:sips?|tel):(?P<user>[^@;?>]*)", re.IGNORECASE)
+# A sip(s) URI has a user only before an '@' (sip:example.com has none); a tel URI is all number.
+_URI_USER = re.compile(r"^(?:sips?:(?P<user>[^@;?>]*)@|tel:(?P<number>[^;?>]*))", re.IGNORECASE)
+# C0 controls and DEL: nothing a display name or number needs, and NUL is refused by PostgreSQL's text.
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f]")
 
 
 _HISTORY_INDEX = re.compile(r";\s*index\s*=\s*([0-9]+(?:\.[0-9]+)*)", re.IGNORECASE)
@@ -67,8 +71,17 @@ class SipRequest:
 
 
 def uri_user(uri: str) -> str:
+    """The URI's user (a sip URI's password left out) or tel number, %-escapes decoded, controls removed."""
     match = _URI_USER.match(uri.strip())
-    return match.group("user") if match else ""
+    if match is None:
+        return ""
+    user = match.group("user")
+    found = user.split(":", 1)[0] if user is not None else match.group("number")
+    return printable(unquote(found, errors="replace"))
+
+
+def printable(text: str) -> str:
+    return _CONTROLS.sub("", text)
 
 
 def parse_request(text: str) -> SipRequest:
@@ -98,24 +111,54 @@ def parse_request(text: str) -> SipRequest:
 
 
 def parse_name_addr(value: str) -> NameAddr:
-    """Split `"Display" <sip:user@host>;tag=x` (or a bare URI) into display and URI."""
-    value = value.strip()
-    lt = value.find("<")
-    if lt >= 0:
-        gt = value.find(">", lt)
-        if gt < 0:
-            raise SipParseError("unterminated <uri>")
-        display = value[:lt].strip().strip('"').strip() or None
-        return NameAddr(display, value[lt + 1 : gt].strip())
-    return NameAddr(None, value.split(";", 1)[0].strip())
+    """Split `"Display" <sip:user@host>;tag=x` (or a bare URI) into display and URI.
+
+    A quoted display name is read as a quoted-string (backslash escapes, RFC 3261 25.1): a '<' inside
+    it is text, so `"<sip:trusted>" <sip:caller@host>` is the caller's, not the quoted number."""
+    rest = value.strip()
+    display: str | None = None
+    if rest.startswith('"'):
+        display, rest = _quoted(rest)
+        if not rest.startswith("<"):
+            raise SipParseError("a quoted display name must be followed by <uri>")
+    lt = rest.find("<")
+    if lt < 0:
+        return NameAddr(None, rest.split(";", 1)[0].strip())
+    gt = rest.find(">", lt)
+    if gt < 0:
+        raise SipParseError("unterminated <uri>")
+    if display is None:
+        display = rest[:lt].strip()
+    return NameAddr(printable(display).strip() or None, rest[lt + 1 : gt].strip())
+
+
+def _quoted(text: str) -> tuple[str, str]:
+    """A leading quoted-string's content, and what follows it (stripped)."""
+    out: list[str] = []
+    i = 1
+    while i < len(text):
+        ch = text[i]
+        if ch == "\\" and i + 1 < len(text):
+            out.append(text[i + 1])
+            i += 2
+            continue
+        if ch == '"':
+            return "".join(out), text[i + 1 :].strip()
+        out.append(ch)
+        i += 1
+    raise SipParseError("unterminated quoted display name")
 
 
 def _split_entries(value: str) -> list[str]:
     """Comma-separated header entries, commas inside <...> or quotes left alone."""
     entries: list[str] = []
-    depth, quoted, start = 0, False, 0
+    depth, quoted, escaped, start = 0, False, False, 0
     for i, ch in enumerate(value):
-        if ch == '"':
+        if escaped:
+            escaped = False
+        elif quoted and ch == "\\":
+            escaped = True
+        elif ch == '"':
             quoted = not quoted
         elif not quoted and ch == "<":
             depth += 1

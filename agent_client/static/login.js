@@ -47,6 +47,10 @@ async function signIn(event) {
     }
     if (response.status === 401) {
       showError('That login and password do not match. Check them and try again.', 'both');
+    } else if (response.status === 429) {
+      // Too many failed sign-ins: the server says how long to wait.
+      const wait = Number(response.headers.get('Retry-After')) || 60;
+      showError(`Too many failed sign-ins. Try again in ${Math.ceil(wait / 60)} min.`, null);
     } else {
       showError(`The bridge could not sign you in (HTTP ${response.status}). Try again in a moment.`, null);
     }

@@ -11,7 +11,7 @@ import pytest
 
 from harness.bridge import BridgeProcess
 from harness.tenants import DIGEST_TENANT, E2E_TENANT
-from peers.peer_process import run_caller
+from peers.peer_process import run_caller, start_caller
 from peers.sipp import SippResult, sipp_calls
 
 pytestmark = [pytest.mark.peers]
@@ -102,3 +102,26 @@ async def test_digest_line_challenges_then_admits_the_right_password(tmp_path: P
         calls = await bridge.wait_for_calls(lambda cs: len(cs) == 2 and all(c["outcome"] for c in cs))
         outcomes = sorted((c["outcome"], c["sip_status"], c["client_id"]) for c in calls)
         assert outcomes == [("abandoned", 200, "globex"), ("rejected", 403, None)]
+
+
+async def test_a_line_at_its_cap_answers_503_with_retry_after_and_the_call_after_gets_in(tmp_path: Path) -> None:
+    tenant = tmp_path / "capped.toml"
+    tenant.write_text(
+        E2E_TENANT.read_text().replace(
+            'dids = ["1001"]\ntrunk_sources = ["127.0.0.1/32"]\n',
+            'dids = ["1001"]\ntrunk_sources = ["127.0.0.1/32"]\nmax_concurrent_calls = 1\n',
+        )
+    )
+    async with BridgeProcess.configured(tmp_path, tenant=tenant) as bridge:
+        await bridge.wait_ready()
+        async with await start_caller(bridge.uri("1001"), max_seconds=30) as first:
+            await first.wait_for("media_active", timeout=15)
+            over = await refused(bridge, tmp_path, "1001", 503, name="over-cap")
+            assert header(over, "Retry-After") == "5"
+        later = await run_caller(bridge.uri("1001"), hangup_after=0.5, max_seconds=15)
+        assert later.ok, later.describe()
+        calls = await bridge.wait_for_calls(lambda cs: len(cs) == 3 and all(c["outcome"] for c in cs))
+    statuses = sorted((c["outcome"], c["sip_status"]) for c in calls)
+    assert statuses == [("abandoned", 200), ("abandoned", 200), ("rejected", 503)]
+    (capped,) = [c for c in calls if c["sip_status"] == 503]
+    assert capped["client_id"] == "acme", "the client sees the calls its cap turned away"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -57,3 +58,32 @@ async def test_kill9_of_the_bridge_mid_call_then_restart(tmp_path: Path, databas
             assert "queued" in kinds
             assert kinds[-1] == "interrupted"
         bridge.assert_loop_never_blocked()
+
+
+async def test_twenty_kill9s_with_calls_up_leave_every_answered_call_with_a_closed_record(
+    tmp_path: Path, database_url: str
+) -> None:
+    rounds, per_round = 20, 2
+    rng = random.Random(4475)
+    answered = 0
+    async with BridgeProcess.configured(tmp_path, database_url=database_url) as bridge:
+        for _ in range(rounds):
+            if bridge.process is None or bridge.process.returncode is not None:
+                await bridge.start()
+            await bridge.wait_ready()
+            caller = await start_caller(bridge.uri("1001"), calls=per_round, max_seconds=30)
+            async with caller:
+                await caller.wait_for("media_active", timeout=15)
+                # Anywhere from the first answer to the second call's setup or music.
+                await asyncio.sleep(rng.uniform(0.0, 0.8))
+                await bridge.kill9()
+                result = await caller.wait(timeout=20)
+            answered += sum(1 for e in result.events if e.get("event") == "state" and e.get("state") == "CONFIRMED")
+        await bridge.start()
+        await bridge.wait_ready()
+        records = await bridge.calls(limit="1000")
+    outcomes = [r["outcome"] for r in records]
+    print(f"\n{rounds} kill -9s: {answered} calls answered, {len(records)} records, outcomes {set(outcomes)}")
+    assert None not in outcomes, "every record is closed"
+    assert outcomes.count("interrupted") >= answered, "every answered call has its record"
+    assert len(records) <= rounds * per_round

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,31 +23,17 @@ import numpy as np
 import pytest
 from playwright.async_api import Playwright, expect
 
-from audio import AGENT_HZ, CALLER_HZ, tone_present, write_tone_wav
+from audio import AGENT_HZ, CALLER_HZ, tone_present, write_silence_wav, write_tone_wav
 from harness.bridge import BridgeProcess
 from harness.softphone import answer_call, go_available, launch, signed_in
-from harness.tenants import TENANTS
+from harness.tenants import SAM_AND_GUS, SUPERVISOR_PASSWORD, TENANTS
 from peers.peer_process import start_caller
 from telephony.recording_codec import decode_call
 
 pytestmark = [pytest.mark.peers]
 
-PASSWORD_HASH = "$argon2id$v=19$m=65536,t=3,p=4$evHPEdnDksQN//VzfmSbzw$02ZtIsxcCKJSfkV9gp9xgvL+8mxQnRbJteVAiNE2Fw0"
-PASSWORD = "alice-demo"
-# sam supervises both clients, gus only globex.
-SUPERVISORS = f"""
-[[supervisors]]
-login = "sam"
-name = "Sam Lee"
-password_hash = "{PASSWORD_HASH}"
-clients = ["acme", "globex"]
-
-[[supervisors]]
-login = "gus"
-name = "Gus Roy"
-password_hash = "{PASSWORD_HASH}"
-clients = ["globex"]
-"""
+PASSWORD = SUPERVISOR_PASSWORD
+SUPERVISORS = SAM_AND_GUS
 RATE = 8000
 
 
@@ -189,3 +176,70 @@ async def test_recordings_by_policy_and_on_demand_play_each_side_and_are_refused
     assert ("sam", True) in attempts[:-2], "the browser's requests come first"
     assert attempts[-2:] == [("gus", False), ("alice", False)], "the agent who took the call included"
     assert {actor for actor, _ in attempts} == {"sam", "gus", "alice"}
+
+
+CARD = """
+[[rate_cards]]
+client = "acme"
+currency = "EUR"
+tiers = [{ min_s = 0, max_s = 5, rate = "0.50" }, { min_s = 5, rate = "1.20" }]
+"""
+
+
+async def test_a_call_padded_with_silence_past_a_tier_boundary_is_flagged_and_paid_as_spoken(
+    playwright: Playwright, tmp_path: Path
+) -> None:
+    """The caller is silent; the agent talks 4 s, then mutes and lets the clock run past 5 s."""
+    path = tenant(tmp_path)
+    path.write_text(path.read_text() + CARD)
+    mic = await asyncio.to_thread(write_tone_wav, tmp_path / "agent.wav", AGENT_HZ, 60.0, rate=48000)
+    quiet = await asyncio.to_thread(write_silence_wav, tmp_path / "quiet.wav", 60.0)
+    async with BridgeProcess.configured(tmp_path, tenant=path) as bridge:
+        await bridge.wait_ready()
+        browser = await launch(playwright, mic)
+        try:
+            alice = await signed_in(browser, bridge, "alice", "alice-demo")
+            await go_available(alice)
+            padded = await mute_then_hang_up(bridge, alice, quiet, talk_s=4.0, muted_s=3.5)
+            spoken = await mute_then_hang_up(bridge, alice, quiet, talk_s=7.5, muted_s=0.0)
+            voices = [await stored_voice(bridge, call_id) for call_id in (padded, spoken)]
+            today = datetime.now(UTC).date().isoformat()
+            status, statement = await bridge.get_json(
+                f"/api/pay/statement?from={today}&to={today}", auth=basic("alice", "alice-demo")["Authorization"]
+            )
+        finally:
+            await browser.close()
+    assert status == 200, statement
+    (mine,) = statement["statements"]
+    rows = {row["call"]: row for row in mine["rows"] if row["call"]}
+    print(f"\nvoice figures: {voices}\nrows: {[rows[padded], rows[spoken]]}")
+    assert float(rows[padded]["talk_s"]) > 5.5, "the clock ran past the boundary"
+    assert voices[0]["trailing_silence_s"] >= 2.5
+    assert (rows[padded]["tier"], rows[padded]["amount"]) == ("0-5 s", "0.50")
+    assert "padded" in rows[padded]["notes"]
+    assert (rows[spoken]["tier"], rows[spoken]["amount"]) == ("5+ s", "1.20")
+    assert "padded" not in rows[spoken]["notes"]
+
+
+async def mute_then_hang_up(bridge: BridgeProcess, agent: Any, play: Path, *, talk_s: float, muted_s: float) -> str:
+    known = {c["id"] for c in await bridge.calls()}
+    async with await start_caller(bridge.uri("1001"), play=play, max_seconds=60) as caller:
+        await answer_call(agent, "Acme Furniture")
+        await expect(agent.get_by_test_id("call-status")).to_contain_text("onnected", timeout=5_000)
+        await asyncio.sleep(talk_s)
+        if muted_s:
+            await agent.get_by_test_id("mute").click()
+            await expect(agent.get_by_test_id("mute")).to_have_attribute("aria-pressed", "true")
+            await asyncio.sleep(muted_s)
+        await agent.get_by_test_id("hangup").click()
+        await caller.wait(timeout=15)
+    calls = await bridge.wait_for_calls(lambda cs: len(cs) > len(known) and all(c["outcome"] for c in cs))
+    await expect(agent.get_by_test_id("state-label")).to_have_text("Available", ignore_case=True, timeout=10_000)
+    (new,) = [c for c in calls if c["id"] not in known]
+    return str(new["id"])
+
+
+async def stored_voice(bridge: BridgeProcess, call_id: str) -> dict[str, Any]:
+    await stored(bridge, call_id)
+    events = (await bridge.call(call_id))["events"]
+    return dict(next(e["data"] for e in events if e["kind"] == "voice_analysed"))

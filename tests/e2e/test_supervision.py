@@ -26,27 +26,14 @@ from audio import AGENT_HZ, CALLER_HZ, SUPERVISOR_HZ, read_wav, tone_present, wr
 from harness.accessibility import check_accessibility
 from harness.bridge import BridgeProcess
 from harness.softphone import answer_call, go_available, launch, signed_in
-from harness.tenants import TENANTS
+from harness.tenants import SAM_AND_GUS, TENANTS
 from peers.peer_process import start_caller
 
 pytestmark = [pytest.mark.peers]
 
-PASSWORD_HASH = "$argon2id$v=19$m=65536,t=3,p=4$evHPEdnDksQN//VzfmSbzw$02ZtIsxcCKJSfkV9gp9xgvL+8mxQnRbJteVAiNE2Fw0"
 # sam supervises acme and globex; gus only globex. Globex forbids live listening;
 # acme's agents are shown who is listening.
-SUPERVISORS = f"""
-[[supervisors]]
-login = "sam"
-name = "Sam Lee"
-password_hash = "{PASSWORD_HASH}"
-clients = ["acme", "globex"]
-
-[[supervisors]]
-login = "gus"
-name = "Gus Roy"
-password_hash = "{PASSWORD_HASH}"
-clients = ["globex"]
-"""
+SUPERVISORS = SAM_AND_GUS
 # Shares of a page's received signal at a frequency. A browser's microphone tone arrives some
 # 20 dB under the caller's (Chromium's capture processing): about 0.01 of the mix, while a
 # frequency nobody sends measures about 1e-6.

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from telephony.sip_message import SipParseError, parse_name_addr, parse_request, uri_user
+from telephony.sip_message import SipParseError, diverted_from, parse_name_addr, parse_request, uri_user
 
 INVITE = (
     "INVITE sip:1001@127.0.0.1:5060 SIP/2.0\r\n"
@@ -94,3 +94,44 @@ def test_diversion_and_history_info_give_the_forwarded_numbers_original_first() 
     )
     assert diverted_from(request) == ("+33140000000", "+33150000000", "+33160000000")
     assert diverted_from(parse_request("INVITE sip:1@h SIP/2.0\r\nFrom: <sip:a@b>\r\n\r\n")) == ()
+
+
+@pytest.mark.parametrize(
+    ("header", "display", "user"),
+    [
+        # A '<' inside the quoted name is text: the caller is who the URI says, not the quoted number.
+        (
+            '"<sip:+33100000000@trusted.example>" <sip:0612@evil.example>;tag=1',
+            "<sip:+33100000000@trusted.example>",
+            "0612",
+        ),
+        # RFC 4475 wsinv: an escaped quote and backslash inside the display name.
+        ('"J Rosenberg \\\\\\"" <sip:jdrosen@example.com>;tag=1', 'J Rosenberg \\"', "jdrosen"),
+        # Controls (NUL, BEL, DEL) never reach the record: PostgreSQL refuses NUL in text.
+        ('"Bel\x00\x07\x7fla" <sip:a%00b@example.com>', "Bella", "ab"),
+        # RFC 4475 esc01: %-escapes in the user part are decoded.
+        ("<sip:sips%3Auser%40example.com@example.net>", None, "sips:user@example.com"),
+        ('"a, b" <sip:1001:secret@example.com>', "a, b", "1001"),
+    ],
+)
+def test_display_names_are_quoted_strings_and_users_are_decoded(header: str, display: str | None, user: str) -> None:
+    found = parse_name_addr(header)
+    assert (found.display, found.user) == (display, user)
+
+
+def test_a_sip_uri_without_user_has_none_and_bad_quoting_is_refused() -> None:
+    assert uri_user("sip:example.com") == ""
+    assert uri_user("sips:1001@example.com;transport=tls") == "1001"
+    with pytest.raises(SipParseError, match="unterminated quoted"):
+        parse_name_addr('"never closed <sip:a@b>')
+    with pytest.raises(SipParseError, match="followed by <uri>"):
+        parse_name_addr('"name" sip:a@b')
+
+
+def test_diversion_entries_keep_escaped_quotes_inside_display_names() -> None:
+    text = (
+        "INVITE sip:1001@bridge SIP/2.0\r\n"
+        'Diversion: "say \\"hi, there\\"" <sip:+33111111111@pbx>;reason=unconditional, <sip:+33122222222@pbx>\r\n'
+        "\r\n"
+    )
+    assert diverted_from(parse_request(text)) == ("+33122222222", "+33111111111")

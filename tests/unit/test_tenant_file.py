@@ -473,9 +473,9 @@ def test_unknown_key_lists_the_expected_ones() -> None:
     assert problems(text, "demo.toml") == [
         "demo.toml: clients[0].timezone: missing; expected an IANA time zone such as 'Europe/Paris'",
         "demo.toml: clients[0].timezon: unknown key; expected one of: agent_sees_supervisor, busy_delay_s, "
-        "greeting, hold_music, id, knowledge_base_url, live_listening, mask_caller_number, max_no_answer, name, "
-        "no_answer_delay_s, recording, recording_retention_days, recordings_for_client_admin, reject_delay_s, "
-        "timezone, wrap_up_s",
+        "greeting, hold_music, id, knowledge_base_url, live_listening, mask_caller_number, max_concurrent_calls, "
+        "max_no_answer, name, no_answer_delay_s, recording, recording_retention_days, recordings_for_client_admin, "
+        "reject_delay_s, timezone, wrap_up_s",
     ]
 
 

@@ -89,7 +89,9 @@ async def test_each_role_sees_its_scope(client: tuple[TestClient[Any, Any], dict
     assert await seen(ADMIN) == set(ids.values())
     assert await seen(SUPERVISOR) == {ids["acme"], ids["globex"]}
     assert await seen(ACME_ADMIN) == {ids["acme"]}
-    assert await seen(AGENT) == set()
+    # Agents have no client scope: call records are not theirs to browse.
+    assert (await http.get("/api/calls", headers=AGENT)).status == 403
+    assert (await http.get(f"/api/calls/{ids['acme']}", headers=AGENT)).status == 403
 
 
 async def test_a_client_admin_cannot_ask_for_another_client(
