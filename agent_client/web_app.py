@@ -20,6 +20,7 @@ from agent_client.web_csrf import csrf
 from agent_client.web_edge import EDGE, Edge, edge_of, source_of
 from agent_client.web_sessions import COOKIE
 from store.records import CallRecords
+from store.unreachable import DatabaseUnavailable
 
 Probe = Callable[[], Awaitable[dict[str, Any]]]
 
@@ -57,6 +58,9 @@ async def _errors(
         if exc.status >= 400 and exc.content_type != "application/json":
             return _problem(exc.status, exc.reason)
         raise
+    except DatabaseUnavailable:
+        # Reads need the database; writes don't (they are buffered on disk while it is away).
+        return _problem(503, "the call records are unavailable; calls go on and are kept")
 
 
 async def _headers(request: web.Request, response: web.StreamResponse) -> None:

@@ -27,6 +27,7 @@ from dialplan.clock import SystemClock
 from dialplan.tenant import Tenant
 from store.agent_states import AgentStateLog
 from store.db import create_engine, migrate, ping
+from store.disk_journal import DiskJournal
 from store.live_mirror import MirroredLiveState
 from store.live_state import LiveState, open_live_state
 from store.overflow_settings import OverflowSettings
@@ -155,7 +156,8 @@ class Control:
             stack.push_async_callback(engine.dispose)
             async with _starting(f"database {_redact(s.database_url)}"):
                 await migrate(engine)
-            records = CallRecords(engine)
+            records = CallRecords(engine, disk_journal=DiskJournal(s.var_dir / "journal"))
+            # Replays what a run killed during a database outage left, before calls are closed as interrupted.
             await records.start()
             stack.push_async_callback(records.stop)
             recovered = await records.close_interrupted(node=self.node, reason="bridge restarted")
@@ -358,7 +360,9 @@ class Control:
     async def _health(
         self, engine: Any, live: LiveState, pool: WorkerPool, front: KamailioFront | None, calls: CallService
     ) -> dict[str, Any]:
-        db = await _probe(ping(engine))
+        db = {**await _probe(ping(engine)), "buffering": calls.records.buffering, "buffered": calls.records.buffered}
+        if calls.records.buffering:
+            db.update(ready=False, note="call records are buffered locally until the database has them all")
         state = await _probe(live.ping())
         workers = pool.status()
         sip_ready = all(w["state"] == "ready" for w in workers)

@@ -15,13 +15,21 @@ loop (each statement awaited through the async driver), on SQLite in the
 journal's own thread.
 
 Cancelling a caller does not withdraw its write: once queued it is written.
+
+With a fallback, a write that fails because the database is unreachable is
+not failed: the fallback takes it, durably, and from then on every batch,
+until it says the database has caught up (store/outage_buffer.py). The
+writer is the only one deciding where a batch goes, so the order of writes
+holds across the switch both ways. With a fallback, a transaction that takes
+longer than `timeout_s` counts as unreachable too: a database that hangs must
+not hold callers (an answer to a call) any more than one that refuses.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
@@ -49,6 +57,31 @@ class JournalStats:
     failed_writes: int = 0
     retried_batches: int = 0
     largest_batch: int = 0
+    spilled_writes: int = 0
+
+
+class Fallback(Protocol):
+    """Where writes go while the database can't take them (see OutageBuffer)."""
+
+    @property
+    def active(self) -> bool:
+        """Every write goes to the fallback."""
+
+    async def open(self, run: Callable[[Sequence[Write[Any]]], Awaitable[list[Any]]]) -> None:
+        """Before the first write; `run` commits writes in one transaction (for replaying)."""
+
+    def unreachable(self, error: BaseException) -> bool: ...
+
+    def engage(self, error: BaseException) -> None:
+        """A write failed with `error`, an unreachable database: become active."""
+
+    async def spill(self, writes: Sequence[Write[Any]]) -> None:
+        """Keep the writes, durably and in order."""
+
+    def offline_result(self, write: Write[Any]) -> Any:
+        """What the caller of a spilled write gets back."""
+
+    async def close(self) -> None: ...
 
 
 @dataclass(eq=False)
@@ -58,12 +91,22 @@ class _Pending(Generic[T]):
 
 
 class Journal:
-    def __init__(self, engine: AsyncEngine, *, max_batch: int = 256, max_queue: int = 4096) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        max_batch: int = 256,
+        max_queue: int = 4096,
+        fallback: Fallback | None = None,
+        timeout_s: float = 5.0,
+    ) -> None:
         if max_batch < 1 or max_queue < 1:
             raise ValueError(f"max_batch and max_queue must be at least 1, got {max_batch}, {max_queue}")
         self._runner: _Runner = _ThreadRunner(engine) if engine.dialect.name == "sqlite" else _LoopRunner(engine)
         self.max_batch = max_batch
         self.max_queue = max_queue
+        self.fallback = fallback
+        self._timeout_s = timeout_s if fallback is not None else None
         self.stats = JournalStats()
         self._pending: deque[_Pending[Any]] = deque()
         self._room = asyncio.Semaphore(max_queue)
@@ -89,6 +132,8 @@ class Journal:
     async def start(self) -> None:
         if self._task is not None:
             raise RuntimeError("journal already started")
+        if self.fallback is not None:
+            await self.fallback.open(self._run_transaction)
         self._accepting = True
         self._task = asyncio.create_task(self._run(), name="store-journal")
 
@@ -100,6 +145,8 @@ class Journal:
             await asyncio.shield(self._task)
         if not self._closed:
             self._closed = True
+            if self.fallback is not None:
+                await self.fallback.close()
             await self._runner.close()
 
     async def write(self, write: Write[T]) -> T:
@@ -131,7 +178,10 @@ class Journal:
                 batch = [self._pending.popleft() for _ in range(min(self.max_batch, len(self._pending)))]
                 for _ in batch:
                     self._room.release()
-                await self._write_batch(batch)
+                if self.fallback is not None and self.fallback.active:
+                    await self._spill(batch)
+                else:
+                    await self._write_batch(batch)
                 batch = []
         finally:
             # Only reached with work left if the writer itself was cancelled.
@@ -145,15 +195,21 @@ class Journal:
         try:
             results = await self._transaction(batch)
         except Exception as error:
+            if self._diverts(error):
+                await self._spill(batch)
+                return
             if len(batch) == 1:
                 self._failed(batch[0], error)
                 return
             self.stats.retried_batches += 1
             log.warning("journal.batch_failed", size=len(batch), error=repr(error))
-            for pending in batch:
+            for index, pending in enumerate(batch):
                 try:
                     (result,) = await self._transaction([pending])
                 except Exception as item_error:
+                    if self._diverts(item_error):
+                        await self._spill(batch[index:])
+                        return
                     self._failed(pending, item_error)
                 else:
                     _resolve(pending, result)
@@ -162,10 +218,39 @@ class Journal:
             _resolve(pending, result)
 
     async def _transaction(self, batch: list[_Pending[Any]]) -> list[Any]:
-        results = await self._runner.run([pending.write for pending in batch])
-        self.stats.transactions += 1
+        results = await self._run_transaction([pending.write for pending in batch])
         self.stats.writes += len(batch)
         return results
+
+    async def _run_transaction(self, writes: Sequence[Write[Any]]) -> list[Any]:
+        async with asyncio.timeout(self._timeout_s):
+            results = await self._runner.run(writes)
+        self.stats.transactions += 1
+        return results
+
+    def _diverts(self, error: Exception) -> bool:
+        if self.fallback is None or not self.fallback.unreachable(error):
+            return False
+        self.fallback.engage(error)
+        return True
+
+    async def _spill(self, batch: list[_Pending[Any]]) -> None:
+        assert self.fallback is not None
+        try:
+            await self.fallback.spill([pending.write for pending in batch])
+        except Exception as error:
+            log.error("journal.spill_failed", size=len(batch), error=repr(error))
+            for pending in batch:
+                self._failed(pending, error)
+            return
+        self.stats.spilled_writes += len(batch)
+        for pending in batch:
+            try:
+                result = self.fallback.offline_result(pending.write)
+            except Exception as error:
+                _fail(pending, error)
+            else:
+                _resolve(pending, result)
 
     def _failed(self, pending: _Pending[Any], error: Exception) -> None:
         self.stats.failed_writes += 1

@@ -39,6 +39,7 @@ _LOCK_CALL = (
     .where(CallRow.id == bindparam("call_id"))
     .with_for_update()
 )
+_CALL_EXISTS = select(CallRow.id).where(CallRow.id == bindparam("call_id"))
 _INSERT_CALL = insert(CallRow)
 _INSERT_EVENTS = insert(CallEventRow)
 _TIMELINE = (
@@ -130,6 +131,39 @@ def close_interrupted(
         }
         _close(connection, call.id, call.event_count, call.last_mono, [interrupted])
     return [call.id for call in found]
+
+
+# --- replays -----------------------------------------------------------------------------------
+# A write buffered because the database went away may have committed all the
+# same (the connection broke after COMMIT reached the server): replaying it must
+# not store it twice. Every write buffered after it is replayed after it, so if
+# it committed, nothing of its call came after it: its events are the tail.
+
+
+def replay_open_call(connection: Connection, values: Mapping[str, Any], events: Sequence[EventRow]) -> None:
+    if connection.execute(_CALL_EXISTS, {"call_id": values["id"]}).first() is None:
+        open_call(connection, values, events)
+
+
+def replay_append(connection: Connection, call_id: str, events: Sequence[EventRow]) -> None:
+    if not _stored_last(connection, call_id, events):
+        append(connection, call_id, events)
+
+
+def replay_append_after_close(connection: Connection, call_id: str, events: Sequence[EventRow]) -> None:
+    if not _stored_last(connection, call_id, events):
+        append_after_close(connection, call_id, events)
+
+
+def _stored_last(connection: Connection, call_id: str, events: Sequence[EventRow]) -> bool:
+    timeline = _timeline(connection, call_id)
+    if len(timeline) < len(events):
+        return False
+    tail = timeline[len(timeline) - len(events) :]
+    return all(
+        (stored.kind, stored.mono, stored.data) == (row["kind"], row["mono"], row["data"])
+        for stored, row in zip(tail, events, strict=True)
+    )
 
 
 def _lock_call(connection: Connection, call_id: str) -> Row[str | None, float, int]:

@@ -5,6 +5,15 @@ nothing here reads a clock. Every write goes through the journal, so an
 awaited write is committed. A call is open until ``close`` (or
 ``close_interrupted``) appends its terminal event and stores the summary:
 ``outcome IS NULL`` exactly while the timeline has no terminal event.
+
+Given a disk journal, the records outlive a database outage: a write that
+fails because the database is unreachable, and every write after it, is
+fsynced to the journal instead and replayed in order once the database is
+back (store/outage_buffer.py). Such a write's caller is answered from what
+this process knows: `close` summarises the timeline kept in memory
+(store/open_timelines.py), `close_interrupted` names the matching calls it
+opened. Writes the database would refuse (an unknown or closed call) are then
+refused at replay, logged and set aside, not raised to their caller.
 """
 
 from __future__ import annotations
@@ -14,7 +23,6 @@ import math
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import fields
 from datetime import datetime
-from functools import partial
 from types import TracebackType
 from typing import Any, Self
 
@@ -22,25 +30,61 @@ from sqlalchemy import Row, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dialplan.timeline import AFTER_CLOSE_KINDS, TERMINAL_KINDS, CallSummary, TimelineEvent
-from store import record_writes
 from store.call_record import CallRecord, NewCall
+from store.disk_journal import DiskJournal
 from store.journal import Journal
 from store.models import CallEventRow, CallRow
+from store.open_timelines import OpenTimelines, SummaryUnavailable, summary_of
+from store.outage_buffer import OutageBuffer
+from store.record_ops import RecordWrite
 from store.record_writes import CallClosed, UnknownCall
+from store.unreachable import DatabaseUnavailable, reading
 
 # What callers need comes from here, wherever it is defined.
-__all__ = ["CallClosed", "CallRecord", "CallRecords", "NewCall", "UnknownCall"]
+__all__ = [
+    "CallClosed",
+    "CallRecord",
+    "CallRecords",
+    "DatabaseUnavailable",
+    "NewCall",
+    "SummaryUnavailable",
+    "UnknownCall",
+]
 
 _CALLS = CallRow.__table__
 _RECORD_COLUMNS = tuple(f.name for f in fields(CallRecord) if f.name != "events")
 
 
 class CallRecords:
-    def __init__(self, engine: AsyncEngine, *, max_batch: int = 256, max_queue: int = 4096) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        max_batch: int = 256,
+        max_queue: int = 4096,
+        disk_journal: DiskJournal | None = None,
+        write_timeout_s: float = 5.0,
+    ) -> None:
         self.engine = engine
-        self.journal = Journal(engine, max_batch=max_batch, max_queue=max_queue)
+        self.outage = OutageBuffer(disk_journal) if disk_journal is not None else None
+        self.journal = Journal(
+            engine, max_batch=max_batch, max_queue=max_queue, fallback=self.outage, timeout_s=write_timeout_s
+        )
+        # Only needed to answer while buffering, so only kept when buffering is possible.
+        self._timelines = OpenTimelines() if disk_journal is not None else None
+
+    @property
+    def buffering(self) -> bool:
+        """Writes go to the disk journal: the database is away, or its backlog is being replayed."""
+        return self.outage is not None and self.outage.active
+
+    @property
+    def buffered(self) -> int:
+        """Writes in the disk journal not yet replayed."""
+        return 0 if self.outage is None else self.outage.disk.pending
 
     async def start(self) -> None:
+        """Start writing; first replay what a previous run left in the disk journal, if the database answers."""
         await self.journal.start()
 
     async def stop(self) -> None:
@@ -82,7 +126,9 @@ class CallRecords:
             "last_alive_at": latest.at,
             "event_count": len(events),
         }
-        await self.journal.write(partial(record_writes.open_call, values=values, events=rows))
+        if self._timelines is not None:
+            self._timelines.opened(call.id, call.worker, call.node, events)
+        await self.journal.write(RecordWrite("open_call", {"values": values, "events": rows}))
 
     async def append(self, call_id: str, events: Sequence[TimelineEvent]) -> None:
         """Add events to an open call's timeline; its last known instant moves forward.
@@ -93,7 +139,9 @@ class CallRecords:
             return
         _refuse_terminal(events, "append")
         rows = _event_rows(events)
-        await self.journal.write(partial(record_writes.append, call_id=call_id, events=rows))
+        if self._timelines is not None:
+            self._timelines.appended(call_id, events)
+        await self.journal.write(RecordWrite("append", {"call_id": call_id, "events": rows}))
 
     async def after_close(self, call_id: str, events: Sequence[TimelineEvent]) -> None:
         """Add what happens after a call ended (its agent's wrap-up ending) to its closed timeline."""
@@ -102,25 +150,31 @@ class CallRecords:
         if any(event.kind not in AFTER_CLOSE_KINDS for event in events):
             raise ValueError(f"after_close takes only {sorted(AFTER_CLOSE_KINDS)}")
         rows = _event_rows(events)
-        await self.journal.write(partial(record_writes.append_after_close, call_id=call_id, events=rows))
+        await self.journal.write(RecordWrite("append_after_close", {"call_id": call_id, "events": rows}))
 
     async def close(self, call_id: str, events: Sequence[TimelineEvent]) -> CallSummary:
         """Append `events`, the last of them terminal, then store outcome, durations and ended_at.
 
-        Closing a closed call writes nothing and returns the stored timeline's summary.
+        Closing a closed call writes nothing and returns the stored timeline's summary. While
+        buffering, the summary is that of the timeline kept in memory; SummaryUnavailable (once the
+        close is safe on disk) for a call this process did not open.
         """
         if not events or events[-1].kind not in TERMINAL_KINDS:
             raise ValueError("close needs events ending with ended, rejected or interrupted")
         _refuse_terminal(events[:-1], "close (before the last event)")
         rows = _event_rows(events)
-        return await self.journal.write(partial(record_writes.close, call_id=call_id, events=rows))
+        timeline = None if self._timelines is None else self._timelines.closing(call_id, events)
+        summary: CallSummary = await self.journal.write(
+            RecordWrite("close", {"call_id": call_id, "events": rows}, offline=lambda: summary_of(call_id, timeline))
+        )
+        return summary
 
     async def heartbeat(self, call_ids: Collection[str], at: datetime, mono: float) -> None:
         """Record that these open calls were alive at (`at`, `mono`). Never moves a call back in time."""
         _check_instant(at)
         ids = _ids(call_ids)
         if ids:
-            await self.journal.write(partial(record_writes.heartbeat, call_ids=ids, at=at, mono=mono))
+            await self.journal.write(RecordWrite("heartbeat", {"call_ids": ids, "at": at, "mono": mono}))
 
     async def close_interrupted(
         self,
@@ -133,14 +187,16 @@ class CallRecords:
         """Close the open calls matching every given filter as interrupted; return their ids.
 
         A call ends when it was last known alive (its last event or heartbeat), not
-        now: after a crash, the time until the next start is nobody's work.
+        now: after a crash, the time until the next start is nobody's work. While
+        buffering, the ids are those of the matching calls this process opened.
         """
         if call_ids is None and worker is None and node is None:
             raise ValueError("close_interrupted needs call_ids, worker or node")
         ids = None if call_ids is None else _ids(call_ids)
-        return await self.journal.write(
-            partial(record_writes.close_interrupted, call_ids=ids, worker=worker, node=node, reason=reason)
-        )
+        args = {"call_ids": ids, "worker": worker, "node": node, "reason": reason}
+        known = [] if self._timelines is None else self._timelines.interrupted(ids, worker, node)
+        closed: list[str] = await self.journal.write(RecordWrite("close_interrupted", args, offline=lambda: known))
+        return closed
 
     # --- reads --------------------------------------------------------------------------------
 
@@ -148,9 +204,10 @@ class CallRecords:
         query = select(CallRow.id).where(CallRow.outcome.is_(None))
         if node is not None:
             query = query.where(CallRow.node == node)
-        async with self.engine.connect() as connection:
-            result = await connection.execute(query.order_by(CallRow.arrived_at, CallRow.id))
-            return list(result.scalars())
+        with reading("open calls"):
+            async with self.engine.connect() as connection:
+                result = await connection.execute(query.order_by(CallRow.arrived_at, CallRow.id))
+                return list(result.scalars())
 
     async def list_calls(
         self,
@@ -181,8 +238,9 @@ class CallRecords:
         if outcome is not None:
             query = query.where(CallRow.outcome == outcome)
         query = query.order_by(CallRow.arrived_at.desc(), CallRow.id.desc()).limit(limit).offset(offset)
-        async with self.engine.connect() as connection:
-            return [_record(row) for row in await connection.execute(query)]
+        with reading("call list"):
+            async with self.engine.connect() as connection:
+                return [_record(row) for row in await connection.execute(query)]
 
     async def get_call(self, call_id: str) -> CallRecord | None:
         # One statement, so the row and its events come from the same snapshot.
@@ -198,8 +256,9 @@ class CallRecords:
             .where(CallRow.id == call_id)
             .order_by(CallEventRow.seq)
         )
-        async with self.engine.connect() as connection:
-            rows = (await connection.execute(query)).all()
+        with reading(f"call {call_id}"):
+            async with self.engine.connect() as connection:
+                rows = (await connection.execute(query)).all()
         if not rows:
             return None
         events = tuple(

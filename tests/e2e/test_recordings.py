@@ -77,6 +77,7 @@ async def one_call(
     talk_s: float,
     *,
     record_after_s: float | None = None,
+    muted_s: float = 0.0,
 ) -> str:
     known = {c["id"] for c in await bridge.calls()}
     async with await start_caller(bridge.uri(did), play=tone, max_seconds=60) as caller:
@@ -92,6 +93,10 @@ async def one_call(
             await expect(agent.get_by_test_id("recording-indicator")).to_be_visible()
             await expect(agent.get_by_test_id("record")).to_be_hidden()
         await asyncio.sleep(talk_s)
+        if muted_s:
+            await agent.get_by_test_id("mute").click()
+            await expect(agent.get_by_test_id("mute")).to_have_attribute("aria-pressed", "true")
+            await asyncio.sleep(muted_s)
         await agent.get_by_test_id("hangup").click()
         await caller.wait(timeout=15)
     calls = await bridge.wait_for_calls(lambda cs: len(cs) > len(known) and all(c["outcome"] for c in cs))
@@ -200,8 +205,8 @@ async def test_a_call_padded_with_silence_past_a_tier_boundary_is_flagged_and_pa
         try:
             alice = await signed_in(browser, bridge, "alice", "alice-demo")
             await go_available(alice)
-            padded = await mute_then_hang_up(bridge, alice, quiet, talk_s=4.0, muted_s=3.5)
-            spoken = await mute_then_hang_up(bridge, alice, quiet, talk_s=7.5, muted_s=0.0)
+            padded = await one_call(bridge, alice, "1001", "Acme Furniture", quiet, 4.0, muted_s=3.5)
+            spoken = await one_call(bridge, alice, "1001", "Acme Furniture", quiet, 7.5)
             voices = [await stored_voice(bridge, call_id) for call_id in (padded, spoken)]
             today = datetime.now(UTC).date().isoformat()
             status, statement = await bridge.get_json(
@@ -219,24 +224,6 @@ async def test_a_call_padded_with_silence_past_a_tier_boundary_is_flagged_and_pa
     assert "padded" in rows[padded]["notes"]
     assert (rows[spoken]["tier"], rows[spoken]["amount"]) == ("5+ s", "1.20")
     assert "padded" not in rows[spoken]["notes"]
-
-
-async def mute_then_hang_up(bridge: BridgeProcess, agent: Any, play: Path, *, talk_s: float, muted_s: float) -> str:
-    known = {c["id"] for c in await bridge.calls()}
-    async with await start_caller(bridge.uri("1001"), play=play, max_seconds=60) as caller:
-        await answer_call(agent, "Acme Furniture")
-        await expect(agent.get_by_test_id("call-status")).to_contain_text("onnected", timeout=5_000)
-        await asyncio.sleep(talk_s)
-        if muted_s:
-            await agent.get_by_test_id("mute").click()
-            await expect(agent.get_by_test_id("mute")).to_have_attribute("aria-pressed", "true")
-            await asyncio.sleep(muted_s)
-        await agent.get_by_test_id("hangup").click()
-        await caller.wait(timeout=15)
-    calls = await bridge.wait_for_calls(lambda cs: len(cs) > len(known) and all(c["outcome"] for c in cs))
-    await expect(agent.get_by_test_id("state-label")).to_have_text("Available", ignore_case=True, timeout=10_000)
-    (new,) = [c for c in calls if c["id"] not in known]
-    return str(new["id"])
 
 
 async def stored_voice(bridge: BridgeProcess, call_id: str) -> dict[str, Any]:

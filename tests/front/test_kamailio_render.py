@@ -35,7 +35,7 @@ def test_config_has_every_placeholder_filled_and_kamailio_variables_kept(tmp_pat
 def test_pike_defaults_and_switch(tmp_path: Path) -> None:
     on = make(tmp_path).render_config()
     assert re.search(r"^#!define WITH_PIKE$", on, re.M)
-    assert 'modparam("pike", "reqs_density_per_unit", 16)' in on
+    assert 'modparam("pike", "reqs_density_per_unit", 14)' in on
     assert 'modparam("pike", "sampling_time_unit", 2)' in on
     assert "autoexpire=300;" in on
     tuned = make(tmp_path, pike=PikeLimits(requests=500, window_s=4, block_s=60)).render_config()
