@@ -271,6 +271,26 @@ async def agent_socket(request: web.Request) -> web.StreamResponse:
     return ws
 
 
+async def socket_messages(
+    request: web.Request,
+    session: Session,
+    ws: web.WebSocketResponse,
+    link: SocketLink,
+    required_fields: Mapping[str, tuple[str, ...]] = REQUIRED_FIELDS,
+) -> AsyncIterator[Message]:
+    """A socket's valid messages, while its session lasts; a bad one is answered with an error and skipped."""
+    async for frame in ws:
+        if frame.type is not WSMsgType.TEXT:
+            continue
+        if request.app[SESSIONS].get(session.token) is None:
+            await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"session expired")
+            return
+        try:
+            yield validate_message(frame.data, required_fields)
+        except BadMessage as exc:
+            link.send({"v": 1, "type": "error", "code": exc.code, "message": str(exc), "ref": None})
+
+
 async def _serve_socket(
     request: web.Request, session: Session, ws: web.WebSocketResponse, desk: AgentDesk, link: SocketLink
 ) -> None:
@@ -278,17 +298,7 @@ async def _serve_socket(
     await desk.agent_connected(login_name, link)
     pending: set[asyncio.Task[None]] = set()
     try:
-        async for frame in ws:
-            if frame.type is not WSMsgType.TEXT:
-                continue
-            if request.app[SESSIONS].get(session.token) is None:
-                await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"session expired")
-                break
-            try:
-                message = validate_message(frame.data)
-            except BadMessage as exc:
-                link.send({"v": 1, "type": "error", "code": exc.code, "message": str(exc), "ref": None})
-                continue
+        async for message in socket_messages(request, session, ws, link):
             if message["type"] == "answer":
                 # Answering waits for the media leg, which a later message may be
                 # setting up: it must not hold up this socket's reading.

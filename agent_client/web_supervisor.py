@@ -11,17 +11,15 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import structlog
-from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp import web
 
 from agent_client.web_agent import (
     MAX_MESSAGE_BYTES,
-    SESSIONS,
     STATIC_DIR,
-    BadMessage,
     SocketLink,
     registered,
     session_of,
-    validate_message,
+    socket_messages,
 )
 from agent_client.web_app import CONTEXT, principal_of
 from agent_client.web_auth import Role
@@ -182,17 +180,7 @@ async def _serve_socket(request: web.Request, session: Session, ws: web.WebSocke
     await desk.connected(login, link)
     pending: set[asyncio.Task[None]] = set()
     try:
-        async for frame in ws:
-            if frame.type is not WSMsgType.TEXT:
-                continue
-            if request.app[SESSIONS].get(session.token) is None:
-                await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"session expired")
-                break
-            try:
-                message = validate_message(frame.data, REQUIRED_FIELDS)
-            except BadMessage as exc:
-                link.send({"v": 1, "type": "error", "code": exc.code, "message": str(exc), "ref": None})
-                continue
+        async for message in socket_messages(request, session, ws, link, REQUIRED_FIELDS):
             # Joining waits on the worker: it must not hold up this socket's other messages.
             pending.add(task := asyncio.create_task(_serve_one(desk, link, login, message)))
             task.add_done_callback(pending.discard)

@@ -99,6 +99,8 @@ async def test_ending_all_of_a_login_closes_all_its_pages(bridge: Bridge) -> Non
     )
     try:
         boards = [await page.ws_connect("/ws/supervisor") for page in (first, second)]
+        # Each page's hello: its socket is registered with its session before the sessions end.
+        assert [(await ws.receive_json())["type"] for ws in boards] == ["hello", "hello"]
         status, body, _ = await bridge.admin("DELETE", "/api/admin/sessions?login=olga")
         assert status == 200
         assert len(body["revoked"]) == 2
