@@ -826,7 +826,7 @@ class Dispatcher:
     async def start_recording(self, call_id: str, by: str) -> None:
         """Record an answered call from now on, asked by its agent or a supervisor (policy "on_demand")."""
         async with self._lock:
-            live = next((r.live for r in self._agents.values() if r.live and r.live.call.call_id == call_id), None)
+            live = self.live_call(call_id)
             if live is None:
                 raise ProtocolError("no_such_call", "That call is not connected to an agent.")
             policy = RecordingPolicy.OFF if self.recordings is None else self.recordings.policy(live.call.client_id)
@@ -1002,6 +1002,10 @@ class Dispatcher:
     def live_calls(self) -> list[LiveCall]:
         """Calls an agent is on now."""
         return [r.live for r in self._agents.values() if r.live is not None]
+
+    def live_call(self, call_id: str) -> LiveCall | None:
+        """The call, if an agent is on it now."""
+        return next((live for live in self.live_calls() if live.call.call_id == call_id), None)
 
     def agent_link(self, login: str) -> AgentLink | None:
         return self._runtime(login).link

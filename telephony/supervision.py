@@ -99,7 +99,7 @@ class Supervision:
 
     def live_call(self, login: str, call_id: str) -> LiveCall:
         """The call, if this supervisor may step into it; SupervisionRefused otherwise."""
-        found = next((c for c in self.dispatcher.live_calls() if c.call.call_id == call_id), None)
+        found = self.dispatcher.live_call(call_id)
         if found is None:
             raise SupervisionRefused("no_such_call", "That call is not in progress.", 404)
         client = self.tenant.clients.get(found.call.client_id)
@@ -167,7 +167,7 @@ class Supervision:
         """Start recording a call of a client this supervisor supervises (policy "on_demand").
 
         Unlike listening, this needs no live_listening: the client chose on-demand recording."""
-        found = next((c for c in self.dispatcher.live_calls() if c.call.call_id == call_id), None)
+        found = self.dispatcher.live_call(call_id)
         if found is None or found.call.client_id not in self.scope(login):
             # Out of scope and absent look the same: ids are not to be probed.
             raise SupervisionRefused("no_such_call", "That call is not in progress.", 404)

@@ -135,6 +135,9 @@ class LiveFloor:
     def live_calls(self) -> list[LiveCall]:
         return list(self._calls)
 
+    def live_call(self, call_id: str) -> LiveCall | None:
+        return next((c for c in self._calls if c.call.call_id == call_id), None)
+
     def recording_view(self, call: QueuedCall) -> str:
         return "available"
 
