@@ -19,6 +19,7 @@ import contextlib
 import os
 import signal
 import socket
+import ssl
 import sys
 import time
 from dataclasses import dataclass, field
@@ -142,10 +143,22 @@ class BridgeProcess:
             start_new_session=True,
         )
 
+    @property
+    def tls(self) -> bool:
+        """Whether the web port serves HTTPS (HOTLINE_TLS_CERT, an absolute path, given): `http()` is https://."""
+        return bool(self.extra_env.get("HOTLINE_TLS_CERT"))
+
+    def client_session(self) -> aiohttp.ClientSession:
+        """An aiohttp session for this bridge's web port; over HTTPS it trusts the bridge's own certificate only."""
+        if not self.tls:
+            return aiohttp.ClientSession()
+        trust = ssl.create_default_context(cafile=self.extra_env["HOTLINE_TLS_CERT"])
+        return aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=trust))
+
     async def wait_ready(self, timeout: float = 30.0) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         last: object = None
-        async with aiohttp.ClientSession() as http:
+        async with self.client_session() as http:
             while time.monotonic() < deadline:
                 if self.process is not None and self.process.returncode is not None:
                     raise AssertionError(f"bridge exited with {self.process.returncode}:\n{self.log_tail()}")
@@ -160,11 +173,11 @@ class BridgeProcess:
         raise AssertionError(f"bridge not ready after {timeout}s: {last}\n{self.log_tail()}")
 
     def http(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.http_port}{path}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.http_port}{path}"
 
     async def get_json(self, path: str, *, auth: str | None = ADMIN_AUTH) -> tuple[int, Any]:
         headers = {"Authorization": auth} if auth else {}
-        async with aiohttp.ClientSession() as http, http.get(self.http(path), headers=headers) as resp:
+        async with self.client_session() as http, http.get(self.http(path), headers=headers) as resp:
             return resp.status, await resp.json(content_type=None)
 
     async def calls(self, **query: str) -> list[dict[str, Any]]:

@@ -13,7 +13,9 @@ from __future__ import annotations
 import asyncio
 import shutil
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from playwright.async_api import Browser, Page, Playwright, expect
 
@@ -35,17 +37,28 @@ CHROMIUM_FLAGS = [
 ]
 
 
-async def launch(playwright: Playwright, microphone: Path) -> Browser:
+async def launch(playwright: Playwright, microphone: Path, *, extra_args: Sequence[str] = ()) -> Browser:
     return await playwright.chromium.launch(
         executable_path=shutil.which("chromium") or CHROMIUM,
         headless=True,
-        args=[*CHROMIUM_FLAGS, f"--use-file-for-fake-audio-capture={microphone}"],
+        args=[*CHROMIUM_FLAGS, f"--use-file-for-fake-audio-capture={microphone}", *extra_args],
     )
 
 
-async def signed_in(browser: Browser, bridge: BridgeProcess, login: str, password: str) -> Page:
-    context = await browser.new_context()
+async def signed_in(
+    browser: Browser,
+    bridge: BridgeProcess,
+    login: str,
+    password: str,
+    *,
+    watch: Callable[[Page], None] | None = None,
+    **context_options: Any,
+) -> Page:
+    """A new context signed in as `login` on the agent page; `watch` sees the page before it loads anything."""
+    context = await browser.new_context(**context_options)
     page = await context.new_page()
+    if watch is not None:
+        watch(page)
     await page.goto(bridge.http("/login"))
     await page.get_by_test_id("login-user").fill(login)
     await page.get_by_test_id("login-password").fill(password)
@@ -81,3 +94,20 @@ async def answer_to_tone_ms(page: Page, freq: float) -> float | None:
         f" : window.hotlineTest.firstRemoteToneAt({freq}) - window.hotlineTest.answerClickedAt"
     )
     return None if value is None else float(value)
+
+
+async def hears(page: Page, freq: float) -> float:
+    """The share of the audio the page receives now that is at `freq` (window.hotlineTest.remoteFrequencyEnergy)."""
+    return float(await page.evaluate(f"window.hotlineTest.remoteFrequencyEnergy({freq})"))
+
+
+async def wait_hears(page: Page, freq: float, timeout: float = 5.0, share: float = 0.3) -> None:
+    """Until the page hears `freq` with at least `share` of what it receives; AssertionError after `timeout`."""
+    deadline = time.monotonic() + timeout
+    energy = 0.0
+    while time.monotonic() < deadline:
+        energy = await hears(page, freq)
+        if energy >= share:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"the agent's page does not hear {freq} Hz (share {energy:.2f})")
