@@ -29,7 +29,9 @@ from typing import Any, TypeVar
 import pjsua2 as pj  # noqa: TID251 - this module is the adapter
 import structlog
 
+from telephony import rtp_strict_source
 from telephony.media_shuttle import FRAME_BYTES, FRAME_MS, RATE, Shuttle
+from telephony.rtp_strict_source import MediaPin
 from telephony.sip_events import (
     AdapterError,
     AdapterEvent,
@@ -53,6 +55,8 @@ log = structlog.get_logger("telephony.sip")
 pjlog = structlog.get_logger("pjsip")
 
 POLL_MS = 10
+# How often each call's pinned media sockets are checked (pjmedia may re-create one after receive errors).
+PIN_CHECK_S = 1.0
 _STATE_NAMES = {
     pj.PJSIP_INV_STATE_EARLY: LegState.EARLY,
     pj.PJSIP_INV_STATE_CONNECTING: LegState.CONNECTING,
@@ -387,6 +391,8 @@ class _Leg:
     local_hangup: bool = False
     refused: bool = False
     media_up: bool = False
+    # The media sockets pinned to the peer the SDP declared, checked again every PIN_CHECK_S.
+    pins: list[MediaPin] = field(default_factory=list)
     announced: set[LegState] = field(default_factory=set)
 
 
@@ -428,6 +434,9 @@ class SipAdapter:
         self._read_frame: FrameReader = _read_frame_slow
         self._write_frame: FrameWriter = _write_frame_slow
         self._fast_frames = False
+        self._pins_made = 0
+        self._pin_failures = 0
+        self._next_pin_check = 0.0
 
     # ---- asyncio side -------------------------------------------------
 
@@ -637,6 +646,9 @@ class SipAdapter:
             ep.libHandleEvents(POLL_MS)
             self._drain_commands()
             self._bury()
+            if self._legs and time.monotonic() >= self._next_pin_check:
+                self._next_pin_check = time.monotonic() + PIN_CHECK_S
+                self._check_pins()
 
     def _drain_commands(self) -> None:
         while True:
@@ -808,13 +820,45 @@ class SipAdapter:
         if leg is None:
             return
         info = call.getInfo()
-        active = any(m.type == pj.PJMEDIA_TYPE_AUDIO and m.status == pj.PJSUA_CALL_MEDIA_ACTIVE for m in info.media)
-        if active and not leg.media_up:
+        audio = [
+            m.index for m in info.media if m.type == pj.PJMEDIA_TYPE_AUDIO and m.status == pj.PJSUA_CALL_MEDIA_ACTIVE
+        ]
+        if audio and self.settings.strict_rtp_source:
+            # Every media update, not only the first: a re-INVITE may move the peer.
+            self._pin_media(leg, audio)
+        if audio and not leg.media_up:
             leg.media_up = True
             # Media comes up inside answer(), before the CONNECTING state is
             # reported; start playback after it so the timeline reads in order.
             leg_no = leg.leg
             self._defer(lambda: self._start_plan_for(leg_no))
+
+    def _pin_media(self, leg: _Leg, media: list[int]) -> None:
+        pins: list[MediaPin] = []
+        for index in media:
+            stream = leg.call.getStreamInfo(index)
+            transport = leg.call.getMedTransportInfo(index)
+            pins += rtp_strict_source.pins_for(
+                transport.localRtpName, stream.remoteRtpAddress, transport.localRtcpName, stream.remoteRtcpAddress
+            )
+        leg.pins = pins
+        self._apply_pins(leg)
+
+    def _apply_pins(self, leg: _Leg) -> None:
+        for pin in leg.pins:
+            try:
+                if rtp_strict_source.apply(pin):
+                    self._pins_made += 1
+                    log.debug("rtp_pinned", leg=leg.leg, port=pin.local_port, peer=f"{pin.peer[0]}:{pin.peer[1]}")
+            except rtp_strict_source.PinError as exc:
+                # The call goes on, as it would without strict source; the failure is counted and shown.
+                self._pin_failures += 1
+                log.error("rtp_pin_failed", leg=leg.leg, error=str(exc))
+
+    def _check_pins(self) -> None:
+        for leg in self._legs.values():
+            if leg.pins:
+                self._apply_pins(leg)
 
     def _on_prompt_end(self, leg_no: int) -> None:
         """The greeting or an announcement ended: the next announcement, else hang-up or music."""
@@ -1221,4 +1265,6 @@ class SipAdapter:
             agent_port_errors=sum(port.errors for port in self._ports),
             agent_port_error=next((p.first_error for p in self._ports if p.first_error), None),
             fast_frame_copy=self._fast_frames,
+            rtp_pins=self._pins_made,
+            rtp_pin_failures=self._pin_failures,
         )

@@ -24,6 +24,8 @@ class AdapterSettings:
     user_agent: str = "hotline-bridge"
     # Seconds a caller is told to wait before retrying when we are full or draining.
     retry_after_s: int = 5
+    # Connect each call's RTP/RTCP sockets to the SDP-declared peer (telephony/rtp_strict_source.py).
+    strict_rtp_source: bool = True
 
 
 @dataclass(frozen=True)
@@ -150,6 +152,9 @@ class AdapterStats:
     agent_ports_pooled: int = 0
     agent_port_errors: int = 0
     agent_port_error: str | None = None  # the first one, with where it happened
+    # Media sockets connected to their declared peer since start, and the pins that failed.
+    rtp_pins: int = 0
+    rtp_pin_failures: int = 0
     # False when this pjsua2 build's frame layout forced the slow SWIG copy.
     fast_frame_copy: bool = False
 

@@ -215,6 +215,18 @@ class Caller:
         self.send(self._in_dialog(call, "BYE", call.cseq))
         return await self.final_reply(call, "BYE", timeout)
 
+    async def reinvite(self, call: Call, sdp: str, timeout: float = 5.0) -> SipMessage:
+        """A re-INVITE in the dialog with a new offer; a 2xx is ACKed."""
+        call.cseq += 1
+        reinvite = self._in_dialog(call, "INVITE", call.cseq)
+        reinvite.headers += [("Contact", self.contact), ("Content-Type", "application/sdp")]
+        reinvite.body = sdp
+        self.send(reinvite)
+        reply = await self.final_reply(call, "INVITE", timeout)
+        if reply.status < 300:
+            self.send(self._in_dialog(call, "ACK", call.cseq))
+        return reply
+
     def cancel(self, call: Call) -> None:
         cancel = SipMessage(start=f"CANCEL {call.ruri} SIP/2.0")
         cancel.headers += [

@@ -1,0 +1,70 @@
+"""Pinning a UDP socket this process owns to one peer, through the kernel: loopback sockets only."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+
+import pytest
+
+from telephony.rtp_strict_source import MediaPin, PinError, apply, connected_peer, find_udp_socket
+
+
+@pytest.fixture
+def media() -> Iterator[socket.socket]:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(1.0)
+    yield sock
+    sock.close()
+
+
+def peer(host: str) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind((host, 0))
+    return sock
+
+
+def test_the_socket_is_found_by_its_port(media: socket.socket) -> None:
+    assert find_udp_socket(media.getsockname()[1]) == media.fileno()
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+        tcp.bind(("127.0.0.1", 0))
+        assert find_udp_socket(tcp.getsockname()[1]) is None
+
+
+def test_a_pinned_socket_hears_its_peer_only_and_still_sends_where_it_is_told(media: socket.socket) -> None:
+    caller, stranger = peer("127.0.0.1"), peer("127.0.0.99")
+    port = media.getsockname()[1]
+    pin = MediaPin(port, caller.getsockname())
+    assert apply(pin) is True
+    assert connected_peer(media.fileno()) == caller.getsockname()
+    assert apply(pin) is False, "already pinned: nothing to do"
+
+    stranger.sendto(b"stranger", ("127.0.0.1", port))
+    caller.sendto(b"caller", ("127.0.0.1", port))
+    assert media.recv(64) == b"caller", "the stranger's datagram never reached the socket"
+    # pjmedia sends with sendto(): a connected UDP socket still takes an explicit destination.
+    media.sendto(b"to the caller", caller.getsockname())
+    assert caller.recv(64) == b"to the caller"
+    caller.close()
+    stranger.close()
+
+
+def test_a_moved_peer_is_pinned_again(media: socket.socket) -> None:
+    first, moved = peer("127.0.0.1"), peer("127.0.0.2")
+    port = media.getsockname()[1]
+    apply(MediaPin(port, first.getsockname()))
+    assert apply(MediaPin(port, moved.getsockname())) is True
+    first.sendto(b"old", ("127.0.0.1", port))
+    moved.sendto(b"new", ("127.0.0.1", port))
+    assert media.recv(64) == b"new"
+    first.close()
+    moved.close()
+
+
+def test_a_socket_that_is_gone_is_an_error_that_names_the_port() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(PinError, match=f"port {port}"):
+        apply(MediaPin(port, ("127.0.0.1", 9)))
