@@ -49,13 +49,24 @@ def parse_address(text: str) -> Address | None:
     return str(ip), port
 
 
-def _socket_port(fd: int) -> int | None:
+@dataclass(frozen=True)
+class _Seen:
+    port: int
+    peer: Address | None
+
+
+def _inspect(fd: int) -> _Seen | None:
+    """The UDP socket behind ``fd``: its local port and the peer it is connected to, if any."""
     try:
         with socket.socket(fileno=os.dup(fd)) as sock:
             if sock.type != socket.SOCK_DGRAM or sock.family not in (socket.AF_INET, socket.AF_INET6):
                 return None
-            port: int = sock.getsockname()[1]
-            return port
+            port = int(sock.getsockname()[1])
+            try:
+                host, peer_port = sock.getpeername()[:2]
+            except OSError:
+                return _Seen(port, None)
+            return _Seen(port, (str(ipaddress.ip_address(host)), int(peer_port)))
     except OSError:
         return None
 
@@ -69,18 +80,15 @@ def find_udp_socket(port: int) -> int | None:
         except OSError:
             continue  # closed since the listing
         fd = int(entry.name)
-        if _socket_port(fd) == port:
+        seen = _inspect(fd)
+        if seen is not None and seen.port == port:
             return fd
     return None
 
 
 def connected_peer(fd: int) -> Address | None:
-    try:
-        with socket.socket(fileno=os.dup(fd)) as sock:
-            peer = sock.getpeername()
-    except OSError:
-        return None
-    return str(ipaddress.ip_address(peer[0])), int(peer[1])
+    seen = _inspect(fd)
+    return None if seen is None else seen.peer
 
 
 def connect(fd: int, peer: Address) -> None:
@@ -117,16 +125,42 @@ def pins_for(local_rtp: str, remote_rtp: str, local_rtcp: str, remote_rtcp: str)
     return pins
 
 
-def apply(pin: MediaPin) -> bool:
-    """Connect the socket to its peer unless it already is; True when this call connected it.
+class Pinner:
+    """Pins media sockets, remembering which descriptor holds which port.
 
-    Idempotent, so it is also the check that pjmedia has not replaced the
-    socket (it re-creates one after repeated receive errors).
+    Finding a socket means reading every descriptor of the process; the
+    remembered one is checked instead (is it still a UDP socket on that
+    port?), so the once-a-second check costs one system call per socket.
     """
-    fd = find_udp_socket(pin.local_port)
-    if fd is None:
-        raise PinError(f"no UDP socket of this process is bound to port {pin.local_port}")
-    if connected_peer(fd) == pin.peer:
-        return False
-    connect(fd, pin.peer)
-    return True
+
+    def __init__(self) -> None:
+        self._fds: dict[int, int] = {}
+
+    def apply(self, pin: MediaPin) -> bool:
+        """Connect the socket to its peer unless it already is; True when this call connected it.
+
+        Idempotent, so it is also the check that pjmedia has not replaced the
+        socket (it re-creates one after repeated receive errors).
+        """
+        fd = self._fds.get(pin.local_port)
+        seen = None if fd is None else _inspect(fd)
+        if fd is None or seen is None or seen.port != pin.local_port:
+            fd = find_udp_socket(pin.local_port)
+            if fd is None:
+                self._fds.pop(pin.local_port, None)
+                raise PinError(f"no UDP socket of this process is bound to port {pin.local_port}")
+            self._fds[pin.local_port] = fd
+            seen = _inspect(fd)
+        if seen is not None and seen.peer == pin.peer:
+            return False
+        connect(fd, pin.peer)
+        return True
+
+    def forget(self, pins: list[MediaPin]) -> None:
+        for pin in pins:
+            self._fds.pop(pin.local_port, None)
+
+
+def apply(pin: MediaPin) -> bool:
+    """One pin, without a remembered descriptor."""
+    return Pinner().apply(pin)

@@ -434,6 +434,7 @@ class SipAdapter:
         self._read_frame: FrameReader = _read_frame_slow
         self._write_frame: FrameWriter = _write_frame_slow
         self._fast_frames = False
+        self._pinner = rtp_strict_source.Pinner()
         self._pins_made = 0
         self._pin_failures = 0
         self._next_pin_check = 0.0
@@ -795,6 +796,7 @@ class SipAdapter:
         # The Call is dropped here, inside its DISCONNECTED callback: later,
         # pjsua may have reused its id. Players wait for the graveyard.
         self._legs.pop(leg.leg, None)
+        self._pinner.forget(leg.pins)
         if leg.greeting is not None:
             self._graveyard.append(leg.greeting)
             leg.greeting = None
@@ -841,13 +843,14 @@ class SipAdapter:
             pins += rtp_strict_source.pins_for(
                 transport.localRtpName, stream.remoteRtpAddress, transport.localRtcpName, stream.remoteRtcpAddress
             )
+        self._pinner.forget([pin for pin in leg.pins if pin not in pins])
         leg.pins = pins
         self._apply_pins(leg)
 
     def _apply_pins(self, leg: _Leg) -> None:
         for pin in leg.pins:
             try:
-                if rtp_strict_source.apply(pin):
+                if self._pinner.apply(pin):
                     self._pins_made += 1
                     log.debug("rtp_pinned", leg=leg.leg, port=pin.local_port, peer=f"{pin.peer[0]}:{pin.peer[1]}")
             except rtp_strict_source.PinError as exc:

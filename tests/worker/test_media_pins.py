@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from telephony.rtp_strict_source import MediaPin, PinError, apply, connected_peer, find_udp_socket
+from telephony.rtp_strict_source import MediaPin, PinError, Pinner, apply, connected_peer, find_udp_socket
 
 
 @pytest.fixture
@@ -68,3 +68,24 @@ def test_a_socket_that_is_gone_is_an_error_that_names_the_port() -> None:
         port = sock.getsockname()[1]
     with pytest.raises(PinError, match=f"port {port}"):
         apply(MediaPin(port, ("127.0.0.1", 9)))
+
+
+def test_a_socket_re_created_on_the_same_port_is_found_and_pinned_again() -> None:
+    # pjmedia re-creates a media socket after repeated receive errors: the remembered descriptor goes stale.
+    caller = peer("127.0.0.1")
+    pinner = Pinner()
+    first = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    first.bind(("127.0.0.1", 0))
+    port = first.getsockname()[1]
+    pin = MediaPin(port, caller.getsockname())
+    assert pinner.apply(pin) is True
+    assert pinner.apply(pin) is False
+    first.close()
+    filler = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # takes the old descriptor number
+    again = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    again.bind(("127.0.0.1", port))
+    assert pinner.apply(pin) is True
+    assert connected_peer(again.fileno()) == caller.getsockname()
+    assert connected_peer(filler.fileno()) is None
+    for sock in (caller, filler, again):
+        sock.close()
