@@ -164,7 +164,8 @@ class Control:
             if recovered:
                 log.warning("calls_recovered_as_interrupted", count=len(recovered))
             # Stopped after the dispatcher and the web: the agents' last changes are written.
-            states = AgentStateLog(engine, self.node)
+            # Through the records' journal: buffered to disk with them while the database is away.
+            states = AgentStateLog(engine, self.node, journal=records.journal)
             await states.start()
             stack.push_async_callback(states.stop)
             await states.recover()
@@ -194,7 +195,7 @@ class Control:
                 log.warning("queue_entries_dropped", count=dropped, why="their calls ended with the last run")
             events = _PoolEvents(calls)
             recordings = CallRecordings(
-                s.var_dir / "recordings", Recordings(engine), calls.record, self.tenant, self.clock
+                s.var_dir / "recordings", Recordings(engine, records.journal), calls.record, self.tenant, self.clock
             )
             if finished := await recordings.recover(records):
                 log.warning("recordings_recovered", count=finished, why="the last run ended before storing them")

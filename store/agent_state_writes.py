@@ -1,6 +1,9 @@
 """The agent state log's writes, each run by the journal inside a batch transaction.
 
 Statements are built once, with bind parameters, as in store.record_writes.
+While the database is away they are buffered to the disk journal with the
+call records' writes (store/record_ops.py) and replayed in order once it is
+back; `replay_apply` skips the changes already stored.
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, or_, select, update
 
 from store.models import AgentStateSpanRow
 
@@ -47,6 +50,32 @@ _CHECKPOINT = (
     .where(_SPAN.node == bindparam("own_node"), _SPAN.ended_at.is_(None), _SPAN.seen_at < bindparam("seen"))
     .values(seen_at=bindparam("seen"))
 )
+# Something this node stored about the agent after `at`: a change stamped `at` was stored before it.
+_LATER_OF_AGENT = (
+    select(_SPAN.id)
+    .where(
+        _SPAN.agent == bindparam("login"),
+        _SPAN.node == bindparam("own_node"),
+        or_(_SPAN.started_at > bindparam("at"), _SPAN.ended_at > bindparam("at"), _SPAN.seen_at > bindparam("at")),
+    )
+    .limit(1)
+)
+# The change itself: the span it opened, or the open span of the same state it confirmed.
+_SAME_AT = (
+    select(_SPAN.id)
+    .where(
+        _SPAN.agent == bindparam("login"),
+        _SPAN.node == bindparam("own_node"),
+        _SPAN.state == bindparam("state"),
+        or_(_SPAN.started_at == bindparam("at"), _SPAN.seen_at == bindparam("at")),
+    )
+    .limit(1)
+)
+_OPEN_HERE = (
+    select(_SPAN.id)
+    .where(_SPAN.agent == bindparam("login"), _SPAN.node == bindparam("own_node"), _SPAN.ended_at.is_(None))
+    .limit(1)
+)
 _RECOVER = (
     update(_SPAN).where(_SPAN.node == bindparam("own_node"), _SPAN.ended_at.is_(None)).values(ended_at=_SPAN.seen_at)
 )
@@ -62,6 +91,32 @@ def apply(connection: Connection, node: str, items: Sequence[StateChange | Check
 
 def recover(connection: Connection, node: str) -> int:
     return connection.execute(_RECOVER, {"own_node": node}).rowcount
+
+
+# --- replays -----------------------------------------------------------------------------------
+# A batch buffered because the database went away may have committed all the
+# same (the connection broke after COMMIT). A checkpoint is safe to run again
+# (it only moves seen_at forward); a change is skipped if it is stored already:
+# its span is there, or this node stored something about the agent later than
+# it (the dispatcher stamps changes and checkpoints in the order it queues them).
+
+
+def replay_apply(connection: Connection, node: str, items: Sequence[StateChange | Checkpoint]) -> None:
+    for item in items:
+        if isinstance(item, Checkpoint):
+            connection.execute(_CHECKPOINT, {"own_node": node, "seen": item.at})
+        elif not _stored(connection, node, item):
+            _change(connection, node, item)
+
+
+def _stored(connection: Connection, node: str, change: StateChange) -> bool:
+    about = {"login": change.login, "own_node": node, "at": change.at}
+    if connection.execute(_LATER_OF_AGENT, about).first() is not None:
+        return True
+    if change.offline:
+        # Stored, it left none of this node's spans of the agent open.
+        return connection.execute(_OPEN_HERE, about).first() is None
+    return connection.execute(_SAME_AT, {**about, "state": change.state}).first() is not None
 
 
 def _change(connection: Connection, node: str, change: StateChange) -> None:

@@ -12,6 +12,13 @@ agents were connected.
 After a crash, `recover` closes them at that last confirmation: what they
 count is off by at most one checkpoint period.
 
+Given the call records' journal (`journal=records.journal`), the writes go
+through it as RecordWrites: while the database is away they are fsynced to
+the disk journal with the call records' writes and replayed in the same
+order once it is back, or at the next start if the process was killed
+meanwhile (store/outage_buffer.py). Without one, the log has a journal of
+its own and retries in memory.
+
 Callers stamp changes themselves; nothing here reads a clock.
 """
 
@@ -22,7 +29,6 @@ import contextlib
 from collections import deque
 from collections.abc import Collection
 from datetime import datetime, timedelta
-from functools import partial
 from types import TracebackType
 from typing import Self
 
@@ -31,10 +37,11 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dialplan.reports import StateSpan
-from store import agent_state_writes
 from store.agent_state_writes import Checkpoint, StateChange
 from store.journal import Journal
 from store.models import AgentStateSpanRow
+from store.record_ops import RecordWrite
+from store.unreachable import reading
 
 log = structlog.get_logger(__name__)
 
@@ -52,15 +59,25 @@ Item = StateChange | Checkpoint
 
 
 class AgentStateLog:
-    def __init__(self, engine: AsyncEngine, node: str, *, max_batch: int = 256, max_queue: int = 10_000) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        node: str,
+        *,
+        max_batch: int = 256,
+        max_queue: int = 10_000,
+        journal: Journal | None = None,
+    ) -> None:
         if max_batch < 1 or max_queue < 1:
             raise ValueError(f"max_batch and max_queue must be at least 1, got {max_batch}, {max_queue}")
         self.engine = engine
         self.node = node
         self.max_batch = max_batch
         self.max_queue = max_queue
-        # This log's task is the journal's only writer: it batches and orders on its own.
-        self.journal = Journal(engine, max_batch=1, max_queue=1)
+        # A shared journal (the call records') is started and stopped by its owner. A journal of
+        # this log's own has this log's task as its only writer: it batches and orders on its own.
+        self._owns_journal = journal is None
+        self.journal = Journal(engine, max_batch=1, max_queue=1) if journal is None else journal
         self.written = 0
         self.dropped = 0
         self._pending: deque[Item] = deque()
@@ -75,7 +92,8 @@ class AgentStateLog:
     async def start(self) -> None:
         if self._task is not None:
             raise RuntimeError("agent state log already started")
-        await self.journal.start()
+        if self._owns_journal:
+            await self.journal.start()
         self._accepting = True
         self._task = asyncio.create_task(self._run(), name="agent-state-log")
 
@@ -86,7 +104,8 @@ class AgentStateLog:
         self._wake.set()
         if self._task is not None:
             await asyncio.shield(self._task)
-        await self.journal.stop()
+        if self._owns_journal:
+            await self.journal.stop()
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -118,7 +137,10 @@ class AgentStateLog:
 
         Call once after start, before the first change: it would close this run's spans too.
         """
-        count: int = await self.journal.write(partial(agent_state_writes.recover, node=self.node))
+        # While the database is away (buffered) the count is not known: 0.
+        count: int = await self.journal.write(
+            RecordWrite("agent_states_recover", {"node": self.node}, offline=lambda: 0)
+        )
         if count:
             log.warning("agent_state_spans_recovered", count=count, node=self.node)
         return count
@@ -155,7 +177,7 @@ class AgentStateLog:
             batch = [self._pending[n] for n in range(min(self.max_batch, len(self._pending)))]
             self._in_flight = len(batch)
             try:
-                await self.journal.write(partial(agent_state_writes.apply, node=self.node, items=batch))
+                await self.journal.write(RecordWrite("agent_states", {"node": self.node, "items": batch}))
             except Exception as error:
                 self._in_flight = 0
                 if not self._accepting:
@@ -214,8 +236,9 @@ async def state_spans(
         if not logins:
             return []
         query = query.where(row.agent.in_(sorted(logins)))
-    async with engine.connect() as connection:
-        found = (await connection.execute(query.order_by(row.agent, row.started_at, row.id))).all()
+    with reading("agent state spans"):
+        async with engine.connect() as connection:
+            found = (await connection.execute(query.order_by(row.agent, row.started_at, row.id))).all()
     spans: list[StateSpan] = []
     previous: tuple[str, datetime] | None = None
     for agent, state, reason, started_at, ended_at, seen_at in found:

@@ -1,6 +1,10 @@
-"""A call-record write as data: an operation name and its arguments.
+"""A write made while calls are up, as data: an operation name and its arguments.
 
-Run against a connection it is the write (store/record_writes.py). Encoded,
+The call records' writes (store/record_writes.py), the agents' state spans
+(store/agent_state_writes.py) and the recordings' rows (store/recording_writes.py)
+all go through the call records' journal, so all of them are buffered to the
+disk journal while the database is away, and replayed in the order they were
+made. Run against a connection it is the write. Encoded,
 its arguments are JSON-safe (instants as ISO 8601 strings) for the disk
 journal, and decoded they are exactly what they were: floats and instants
 round-trip to the same values, so a replayed timeline is the one that would
@@ -17,7 +21,8 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from store import record_writes
+from store import agent_state_writes, record_writes, recording_writes
+from store.agent_state_writes import Checkpoint, StateChange
 
 Args = Mapping[str, Any]
 # The instants among open_call's row values.
@@ -116,6 +121,61 @@ def _same(args: Args) -> dict[str, Any]:
     return dict(args)
 
 
+def _encode_states(args: Args) -> dict[str, Any]:
+    items: list[dict[str, Any]] = []
+    for item in args["items"]:
+        if isinstance(item, Checkpoint):
+            items.append({"checkpoint": item.at.isoformat()})
+        else:
+            items.append(
+                {
+                    "login": item.login,
+                    "state": item.state,
+                    "reason": item.reason,
+                    "at": item.at.isoformat(),
+                    "offline": item.offline,
+                }
+            )
+    return {"node": args["node"], "items": items}
+
+
+def _decode_states(data: Args) -> dict[str, Any]:
+    items: list[StateChange | Checkpoint] = []
+    for item in data["items"]:
+        if "checkpoint" in item:
+            items.append(Checkpoint(_instant(item["checkpoint"])))
+        else:
+            reason = item["reason"]
+            items.append(
+                StateChange(
+                    str(item["login"]),
+                    str(item["state"]),
+                    None if reason is None else str(reason),
+                    _instant(item["at"]),
+                    bool(item["offline"]),
+                )
+            )
+    return {"node": str(data["node"]), "items": items}
+
+
+def _encode_recording(args: Args) -> dict[str, Any]:
+    values = dict(args["values"])
+    for name in recording_writes.INSTANTS:
+        if values[name] is not None:
+            values[name] = values[name].isoformat()
+    return {"values": values}
+
+
+def _decode_recording(data: Args) -> dict[str, Any]:
+    values = dict(data["values"])
+    if set(values) != set(recording_writes.COLUMNS):
+        raise ValueError(f"recording columns {sorted(values)}")
+    for name in recording_writes.INSTANTS:
+        if values[name] is not None:
+            values[name] = _instant(values[name])
+    return {"values": values}
+
+
 _OPS: dict[str, _Op] = {
     "open_call": _Op(record_writes.open_call, record_writes.replay_open_call, _encode_open, _decode_open),
     "append": _Op(record_writes.append, record_writes.replay_append, _encode_call_events, _decode_call_events),
@@ -129,4 +189,10 @@ _OPS: dict[str, _Op] = {
     "close": _Op(record_writes.close, record_writes.close, _encode_call_events, _decode_call_events),
     "heartbeat": _Op(record_writes.heartbeat, record_writes.heartbeat, _encode_heartbeat, _decode_heartbeat),
     "close_interrupted": _Op(record_writes.close_interrupted, record_writes.close_interrupted, _same, _same),
+    # The agents' state spans: a batch of changes and checkpoints of one node.
+    "agent_states": _Op(agent_state_writes.apply, agent_state_writes.replay_apply, _encode_states, _decode_states),
+    # Closing this node's spans left open by its last run ends nothing twice.
+    "agent_states_recover": _Op(agent_state_writes.recover, agent_state_writes.recover, _same, _same),
+    # A finished call's recording: its row, without which its file could be neither found nor purged.
+    "recording": _Op(recording_writes.add, recording_writes.replay_add, _encode_recording, _decode_recording),
 }

@@ -1,4 +1,12 @@
-"""Recordings' rows and the audit of every access to them. Each write is committed before it is acknowledged."""
+"""Recordings' rows and the audit of every access to them. Each write is committed before it is acknowledged.
+
+Given the call records' journal, a finished call's row goes through it: while
+the database is away it is fsynced to the disk journal instead, and replayed
+in order once the database is back (a file whose row is lost could be neither
+found nor purged). Everything else needs the database there: a read, an
+access's audit or a purge mark raises DatabaseUnavailable while it is away
+(the web answers 503; a playback can't be checked, nor audited, without it).
+"""
 
 from __future__ import annotations
 
@@ -9,8 +17,12 @@ from datetime import datetime
 from sqlalchemy import RowMapping, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from store import recording_writes
 from store.db import writer
+from store.journal import Journal
 from store.models import RecordingAccessRow, RecordingRow
+from store.record_ops import RecordWrite
+from store.unreachable import reading
 
 
 @dataclass(frozen=True)
@@ -66,38 +78,35 @@ def _recording(row: RowMapping) -> Recording:
 
 
 class Recordings:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, journal: Journal | None = None) -> None:
         self.engine = engine
+        # The call records' journal (started and stopped by them); None: rows are written directly.
+        self.journal = journal
 
     async def add(self, recording: Recording) -> None:
-        async with writer(self.engine).begin() as connection:
-            await connection.execute(
-                insert(RecordingRow).values(
-                    call_id=recording.call_id,
-                    client_id=recording.client_id,
-                    file=recording.file,
-                    media_type=recording.media_type,
-                    duration_ms=recording.duration_ms,
-                    size=recording.size,
-                    started_by=recording.started_by,
-                    stored_at=recording.stored_at,
-                    expires_at=recording.expires_at,
-                    purged_at=recording.purged_at,
-                )
-            )
+        """Store a finished call's row; with a journal, buffered to disk while the database is away."""
+        values = {name: getattr(recording, name) for name in recording_writes.COLUMNS}
+        if self.journal is not None:
+            await self.journal.write(RecordWrite("recording", {"values": values}))
+            return
+        with reading(f"recording {recording.call_id}"):
+            async with writer(self.engine).begin() as connection:
+                await connection.execute(insert(RecordingRow).values(**values))
 
     async def get(self, call_id: str) -> Recording | None:
         query = select(*_RECORDING).where(RecordingRow.call_id == call_id)
-        async with self.engine.connect() as connection:
-            row = (await connection.execute(query)).first()
+        with reading(f"recording {call_id}"):
+            async with self.engine.connect() as connection:
+                row = (await connection.execute(query)).first()
         return None if row is None else _recording(row._mapping)
 
     async def of_calls(self, call_ids: Collection[str]) -> dict[str, Recording]:
         if not call_ids:
             return {}
         query = select(*_RECORDING).where(RecordingRow.call_id.in_(sorted(call_ids)))
-        async with self.engine.connect() as connection:
-            return {row[0]: _recording(row._mapping) for row in await connection.execute(query)}
+        with reading("recordings"):
+            async with self.engine.connect() as connection:
+                return {row[0]: _recording(row._mapping) for row in await connection.execute(query)}
 
     async def listed(
         self, *, since: datetime, until: datetime, client_ids: Collection[str] | None, limit: int = 500
@@ -107,9 +116,10 @@ class Recordings:
         query = select(*_RECORDING).where(row.stored_at >= since, row.stored_at < until)
         if client_ids is not None:
             query = query.where(row.client_id.in_(sorted(client_ids)))
-        async with self.engine.connect() as connection:
-            rows = await connection.execute(query.order_by(row.stored_at.desc(), row.call_id).limit(limit))
-            return [_recording(r._mapping) for r in rows]
+        with reading("recordings"):
+            async with self.engine.connect() as connection:
+                rows = await connection.execute(query.order_by(row.stored_at.desc(), row.call_id).limit(limit))
+                return [_recording(r._mapping) for r in rows]
 
     async def expired(self, now: datetime, limit: int = 500) -> list[Recording]:
         """Recordings past their retention and not purged yet, oldest first."""
@@ -120,26 +130,31 @@ class Recordings:
             .order_by(row.expires_at, row.call_id)
             .limit(limit)
         )
-        async with self.engine.connect() as connection:
-            return [_recording(r._mapping) for r in await connection.execute(query)]
+        with reading("expired recordings"):
+            async with self.engine.connect() as connection:
+                return [_recording(r._mapping) for r in await connection.execute(query)]
 
     async def mark_purged(self, call_id: str, at: datetime) -> None:
-        async with writer(self.engine).begin() as connection:
-            await connection.execute(update(RecordingRow).where(RecordingRow.call_id == call_id).values(purged_at=at))
+        with reading(f"recording {call_id}"):
+            async with writer(self.engine).begin() as connection:
+                await connection.execute(
+                    update(RecordingRow).where(RecordingRow.call_id == call_id).values(purged_at=at)
+                )
 
     async def audit(self, access: RecordingAccess) -> None:
-        async with writer(self.engine).begin() as connection:
-            await connection.execute(
-                insert(RecordingAccessRow).values(
-                    call_id=access.call_id[:32],
-                    client_id=access.client_id,
-                    actor=access.actor,
-                    role=access.role,
-                    at=access.at,
-                    granted=access.granted,
-                    detail=access.detail[:500],
+        with reading("recording access audit"):
+            async with writer(self.engine).begin() as connection:
+                await connection.execute(
+                    insert(RecordingAccessRow).values(
+                        call_id=access.call_id[:32],
+                        client_id=access.client_id,
+                        actor=access.actor,
+                        role=access.role,
+                        at=access.at,
+                        granted=access.granted,
+                        detail=access.detail[:500],
+                    )
                 )
-            )
 
     async def accesses(
         self, *, call_id: str | None = None, client_ids: Collection[str] | None = None
@@ -151,5 +166,7 @@ class Recordings:
             query = query.where(row.call_id == call_id)
         if client_ids is not None:
             query = query.where(row.client_id.in_(sorted(client_ids)))
-        async with self.engine.connect() as connection:
-            return [RecordingAccess(*r) for r in await connection.execute(query.order_by(row.at.desc(), row.id.desc()))]
+        with reading("recording access audit"):
+            async with self.engine.connect() as connection:
+                found = await connection.execute(query.order_by(row.at.desc(), row.id.desc()))
+                return [RecordingAccess(*r) for r in found]

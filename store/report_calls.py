@@ -11,6 +11,7 @@ from dialplan.reports import ReportCall
 from dialplan.timeline import EventKind
 from store.models import CallEventRow
 from store.records import CallRecords
+from store.unreachable import reading
 
 PAGE = 1000
 
@@ -50,9 +51,10 @@ async def _queues(records: CallRecords, call_ids: list[str]) -> dict[str, str]:
         return {}
     event = CallEventRow
     query = select(event.call_id, event.data).where(event.kind == EventKind.QUEUED.value, event.call_id.in_(call_ids))
-    async with records.engine.connect() as connection:
-        return {
-            call_id: str(data["queue"])
-            for call_id, data in await connection.execute(query)
-            if isinstance(data, dict) and data.get("queue")
-        }
+    with reading("queues of calls"):
+        async with records.engine.connect() as connection:
+            return {
+                call_id: str(data["queue"])
+                for call_id, data in await connection.execute(query)
+                if isinstance(data, dict) and data.get("queue")
+            }

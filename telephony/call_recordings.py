@@ -3,8 +3,10 @@
 While the call is up the worker writes each side to its own WAV. Once it
 is over, off the event loop: webrtcvad reads both sides (the voice figures
 go on the call's timeline), both are compressed into one Ogg Opus file
-(caller left, agent right), the WAVs go, and the recording's row is
-committed with its expiry. A purge job deletes files past their client's
+(caller left, agent right), the recording's row is committed with its
+expiry (while the database is away, fsynced to the call records' disk
+journal and replayed once it is back: store/recordings.py), and only then
+do the WAVs go. A purge job deletes files past their client's
 retention; files a crash left behind are finished at the next start.
 """
 
@@ -108,7 +110,14 @@ class CallRecordings:
             stored_at=now,
             expires_at=now + timedelta(days=days),
         )
-        await self.store.add(recording)
+        try:
+            await self.store.add(recording)
+        except Exception as exc:
+            # Neither committed nor buffered: the WAVs stay for the next start's recovery, the
+            # compressed copy goes (a file no row names could be neither found nor purged).
+            log.error("recording_row_not_stored", call_id=capture.call_id, error=repr(exc))
+            await asyncio.to_thread(_unlink, self.directory / relative)
+            return None
         await asyncio.to_thread(_unlink, capture.caller, capture.agent)
         self.record(
             capture.call_id,
