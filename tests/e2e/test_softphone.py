@@ -22,7 +22,7 @@ from playwright.async_api import Browser, Page, Playwright, expect
 
 from audio import AGENT_HZ, CALLER_HZ, read_wav, tone_present, tone_ratio, write_tone_wav
 from harness.bridge import BridgeProcess
-from harness.softphone import answer_call, answer_to_tone_ms, go_available, launch, signed_in
+from harness.softphone import answer_call, answer_to_tone_ms, go_available, hears, launch, signed_in, wait_hears
 from harness.tenants import TENANTS
 from peers.peer_process import PeerProcess, start_caller
 from telephony.media_assets import HOLD_MUSIC_NOTES_HZ
@@ -38,21 +38,6 @@ def tones(tmp_path: Path) -> dict[str, Path]:
         "caller": write_tone_wav(tmp_path / "caller-440.wav", CALLER_HZ, 60.0),
         "agent": write_tone_wav(tmp_path / "agent-1000.wav", AGENT_HZ, 60.0, rate=48000),
     }
-
-
-async def hears(page: Page, freq: float) -> float:
-    return float(await page.evaluate(f"window.hotlineTest.remoteFrequencyEnergy({freq})"))
-
-
-async def wait_hears(page: Page, freq: float, timeout: float = 5.0, share: float = 0.3) -> None:
-    deadline = time.monotonic() + timeout
-    energy = 0.0
-    while time.monotonic() < deadline:
-        energy = await hears(page, freq)
-        if energy >= share:
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"the agent's page does not hear {freq} Hz (share {energy:.2f})")
 
 
 def music_share(samples: np.ndarray, rate: int) -> float:

@@ -20,12 +20,12 @@ from typing import Any
 import aiohttp
 import numpy as np
 import pytest
-from playwright.async_api import Page, Playwright, expect
+from playwright.async_api import Playwright, expect
 
 from audio import AGENT_HZ, CALLER_HZ, SUPERVISOR_HZ, read_wav, tone_present, write_tone_wav
 from harness.accessibility import check_accessibility
 from harness.bridge import BridgeProcess
-from harness.softphone import answer_call, go_available, launch, signed_in
+from harness.softphone import answer_call, go_available, hears, launch, signed_in, wait_hears
 from harness.tenants import SAM_AND_GUS, TENANTS
 from peers.peer_process import start_caller
 
@@ -52,21 +52,6 @@ def tenant(tmp_path: Path) -> Path:
     path = tmp_path / "supervision.toml"
     path.write_text(text + SUPERVISORS)
     return path
-
-
-async def energy(page: Page, freq: float) -> float:
-    return float(await page.evaluate(f"window.hotlineTest.remoteFrequencyEnergy({freq})"))
-
-
-async def wait_energy(page: Page, freq: float, timeout: float = 6.0, share: float = 1e-3) -> None:
-    deadline = time.monotonic() + timeout
-    found = 0.0
-    while time.monotonic() < deadline:
-        found = await energy(page, freq)
-        if found >= share:
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{page.url}: {freq} Hz not heard (share {found:.2f})")
 
 
 @contextlib.asynccontextmanager
@@ -161,13 +146,13 @@ async def test_a_supervisor_listens_whispers_and_barges_and_only_in_scope(
             await expect(board.get_by_test_id(f"call-mode-{call_id}")).to_have_text(mode.title(), timeout=5_000)
             start = time.monotonic()
             if mode == "listen":
-                await wait_energy(board, CALLER_HZ)
-                await wait_energy(board, AGENT_HZ)
+                await wait_hears(board, CALLER_HZ, timeout=6.0, share=1e-3)
+                await wait_hears(board, AGENT_HZ, timeout=6.0, share=1e-3)
                 start = time.monotonic()
             await asyncio.sleep(3.0)
             windows[mode] = (start + SETTLE_S, time.monotonic())
-            heard = {f: await energy(alice, f) for f in (SUPERVISOR_HZ, CALLER_HZ)}
-            sup_heard = {f: await energy(board, f) for f in (CALLER_HZ, AGENT_HZ, SUPERVISOR_HZ)}
+            heard = {f: await hears(alice, f) for f in (SUPERVISOR_HZ, CALLER_HZ)}
+            sup_heard = {f: await hears(board, f) for f in (CALLER_HZ, AGENT_HZ, SUPERVISOR_HZ)}
             print(f"\n{mode}: the agent's page hears {heard}, the supervisor's {sup_heard} (shares of the signal)")
             assert sup_heard[CALLER_HZ] > HEARD, f"{mode}: the supervisor hears the caller"
             assert sup_heard[AGENT_HZ] > HEARD, f"{mode}: the supervisor hears the agent"

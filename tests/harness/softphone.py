@@ -110,4 +110,4 @@ async def wait_hears(page: Page, freq: float, timeout: float = 5.0, share: float
         if energy >= share:
             return
         await asyncio.sleep(0.1)
-    raise AssertionError(f"the agent's page does not hear {freq} Hz (share {energy:.2f})")
+    raise AssertionError(f"{page.url}: {freq} Hz not heard (share {energy:.2f})")
