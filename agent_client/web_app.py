@@ -44,6 +44,9 @@ def json_response(data: object, status: int = 200) -> web.Response:
     return web.json_response(data, status=status, dumps=lambda d: json.dumps(d, ensure_ascii=False))
 
 
+DATABASE_AWAY = "the database is unavailable: try again shortly; calls go on and their records are kept"
+
+
 def _problem(status: int, message: str, **fields: object) -> web.Response:
     return json_response({"error": message, **fields}, status=status)
 
@@ -59,8 +62,11 @@ async def _errors(
             return _problem(exc.status, exc.reason)
         raise
     except DatabaseUnavailable:
-        # Reads need the database; writes don't (they are buffered on disk while it is away).
-        return _problem(503, "the call records are unavailable; calls go on and are kept")
+        # What calls and agents write is buffered on disk while the database is away; what a
+        # person asks for (a read, a setting, a score) needs it, and is theirs to retry.
+        response = _problem(503, DATABASE_AWAY)
+        response.headers["Retry-After"] = "5"
+        return response
 
 
 async def _headers(request: web.Request, response: web.StreamResponse) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]
 import pytest
 
+from agent_client.web_app import DATABASE_AWAY
 from audio import read_wav, rms_dbfs, segments
 from harness.bridge import BridgeProcess
 from harness.services import POSTGRES_URL, ensure_postgres
@@ -140,7 +141,7 @@ async def test_a_postgresql_outage_while_calls_are_up_loses_nothing(tmp_path: Pa
     assert degraded["db"]["ready"] is False
     assert OUTAGE_NOTE in degraded["db"]["note"]
     assert listing_status == 503
-    assert listing == {"error": "the call records are unavailable; calls go on and are kept"}
+    assert listing == {"error": DATABASE_AWAY}
     assert during["db"]["buffering"] is True
     buffered_peak = during["db"]["buffered"]
     # The second call's arrival and answer, the first one's end, heartbeats at least.

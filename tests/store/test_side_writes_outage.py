@@ -353,10 +353,12 @@ async def test_a_score_or_a_playback_during_an_outage_is_a_503_not_a_500(
             score = await http.post(f"/api/supervisor/calls/{A}/score", json={"score": 4}, headers=sam)
             play = await http.get(f"/api/recordings/{A}", headers=sam)
             answers = [(score.status, await score.json()), (play.status, await play.json())]
+            retry_after = {score.headers.get("Retry-After"), play.headers.get("Retry-After")}
         finally:
             outage.down = False
             outage.remove()
     for status, body in answers:
         assert status == 503, body
         assert "unavailable" in body["error"]
+    assert retry_after == {"5"}
     assert await Recordings(engine).accesses(call_id=A) == [], "nothing audited, nothing played"
