@@ -146,24 +146,26 @@ def replay_open_call(connection: Connection, values: Mapping[str, Any], events: 
 
 
 def replay_append(connection: Connection, call_id: str, events: Sequence[EventRow]) -> None:
-    if not _stored_last(connection, call_id, events):
+    if not _stored_already(connection, call_id, events):
         append(connection, call_id, events)
 
 
 def replay_append_after_close(connection: Connection, call_id: str, events: Sequence[EventRow]) -> None:
-    if not _stored_last(connection, call_id, events):
+    if not _stored_already(connection, call_id, events):
         append_after_close(connection, call_id, events)
 
 
-def _stored_last(connection: Connection, call_id: str, events: Sequence[EventRow]) -> bool:
-    timeline = _timeline(connection, call_id)
-    if len(timeline) < len(events):
-        return False
-    tail = timeline[len(timeline) - len(events) :]
-    return all(
-        (stored.kind, stored.mono, stored.data) == (row["kind"], row["mono"], row["data"])
-        for stored, row in zip(tail, events, strict=True)
-    )
+def _stored_already(connection: Connection, call_id: str, events: Sequence[EventRow]) -> bool:
+    """Whether these events are in the call's timeline, in a row.
+
+    Anywhere, not only at its end: one batch may hold several appends to the
+    call, and when it committed though reported lost, each of them is
+    replayed with the later ones already stored behind it. Two real events
+    never share their kind, instant and data, so a match is this write.
+    """
+    timeline = [(stored.kind, stored.mono, stored.data) for stored in _timeline(connection, call_id)]
+    wanted = [(row["kind"], row["mono"], row["data"]) for row in events]
+    return any(timeline[start : start + len(wanted)] == wanted for start in range(len(timeline) - len(wanted) + 1))
 
 
 def _lock_call(connection: Connection, call_id: str) -> Row[str | None, float, int]:

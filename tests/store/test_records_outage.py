@@ -278,3 +278,30 @@ async def test_a_database_that_hangs_is_an_outage_too(engine: AsyncEngine, backe
     assert record is not None
     assert [e.kind for e in record.events] == ["arrived", "queued"]
     assert record.event_count == 2
+
+
+async def test_two_appends_to_one_call_committed_though_reported_lost_are_not_stored_twice(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    # One batch, two appends to the same call: replaying the first must not take the second's
+    # presence at the end of the timeline for its own absence.
+    records = CallRecords(engine, disk_journal=DiskJournal(tmp_path / "journal"))
+    await records.start()
+    outage = Outage(records.journal.sync_engine)
+    call = new_call(id=IDS[0])
+    try:
+        await records.open_call(call, [event("arrived", 0)])
+        outage.commit_then_fail = 1
+        await asyncio.gather(
+            records.append(call.id, [event("queued", 1)]),
+            records.append(call.id, [event("offered", 2, agent="ana")]),
+            records.append(call.id, [event("answered", 3, agent="ana")]),
+        )
+        assert records.buffering
+        await wait_until(lambda: not records.buffering)
+        stored_call = await records.get_call(call.id)
+    finally:
+        await records.stop()
+        outage.remove()
+    assert stored_call is not None
+    assert [e.kind for e in stored_call.events] == ["arrived", "queued", "offered", "answered"]
