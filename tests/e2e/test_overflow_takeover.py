@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import time
+from collections.abc import AsyncIterator, Coroutine
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any, TypeVar
 
 import aiohttp
 import pytest
@@ -30,6 +33,8 @@ from peers.ports import free_udp_port
 from peers.sipp import run_sipp, sipp_calls, write_scenario
 
 pytestmark = [pytest.mark.peers]
+
+T = TypeVar("T")
 
 LINE = "0140000000"
 HASH = "$argon2id$v=19$m=65536,t=3,p=4$evHPEdnDksQN//VzfmSbzw$02ZtIsxcCKJSfkV9gp9xgvL+8mxQnRbJteVAiNE2Fw0"
@@ -71,6 +76,22 @@ Content-Length: 0
 ]]></send>
 </scenario>
 """
+
+
+@contextlib.asynccontextmanager
+async def in_background(coro: Coroutine[Any, Any, T]) -> AsyncIterator[asyncio.Task[T]]:
+    """A task for the block; if the block leaves it running (a failure before it was awaited), it is
+    cancelled and awaited, so the sipp it runs is killed with the test rather than outliving it."""
+    task = asyncio.create_task(coro)
+    try:
+        yield task
+    finally:
+        if not task.done():
+            task.cancel()
+        # Bounded: run_sipp kills sipp at once when cancelled and waits at most a few seconds for it.
+        await asyncio.wait([task], timeout=15)
+        if task.done() and not task.cancelled():
+            task.exception()  # retrieved: the test reports its own failure, not "exception never retrieved"
 
 
 def tenant(tmp_path: Path, registrar_port: int, password: str) -> Path:
@@ -128,18 +149,19 @@ async def test_the_bridge_takes_over_the_line_by_registering_and_gives_it_back(
     async with client_registrar(
         tmp_path / "registrar", password="s3cret", phone_uri=f"sip:phone@127.0.0.1:{phone_port}"
     ) as registrar:
-        phone = asyncio.create_task(
-            run_sipp(
-                write_scenario(tmp_path / "phone.xml", PHONE),
-                "",
-                workdir=tmp_path / "phone",
-                uas=True,
-                local_port=phone_port,
-                calls=1,
-                timeout_s=120,
-            )
+        phone_uas = run_sipp(
+            write_scenario(tmp_path / "phone.xml", PHONE),
+            "",
+            workdir=tmp_path / "phone",
+            uas=True,
+            local_port=phone_port,
+            calls=1,
+            timeout_s=120,
         )
-        async with BridgeProcess.configured(tmp_path, tenant=tenant(tmp_path, registrar.port, "s3cret")) as bridge:
+        async with (
+            in_background(phone_uas) as phone,
+            BridgeProcess.configured(tmp_path, tenant=tenant(tmp_path, registrar.port, "s3cret")) as bridge,
+        ):
             await bridge.wait_ready()
             assert not registrar.registers(), "no window: no registration"
             browser = await launch(playwright, mic)

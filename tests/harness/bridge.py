@@ -31,6 +31,7 @@ import aiohttp
 from loop_guard import stalls_in_log
 
 from peers.ports import free_port_range, free_tcp_port
+from peers.stopping import stop_child
 
 REPO = Path(__file__).resolve().parents[2]
 ADMIN_AUTH = "Basic " + base64.b64encode(b"admin:admin-demo").decode()
@@ -224,14 +225,12 @@ class BridgeProcess:
             self._close_log()
             return
         try:
-            await self.terminate(timeout=20)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            await process.wait()
-        # Workers are in the bridge's session: make sure none outlives it.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, signal.SIGKILL)
+            with contextlib.suppress(TimeoutError):
+                await self.terminate(timeout=20)
+        finally:
+            # Whatever happened (a timeout, a cancellation), SIGKILL the whole session if it is still there,
+            # workers included, bounded: a bridge that will not go fails naming itself rather than hanging.
+            await stop_child(process, f"bridge (SIP port {self.sip_port})", first=None, grace=0, group=True)
 
     def _close_log(self) -> None:
         if self._log_file is not None:

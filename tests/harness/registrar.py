@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
-import signal
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -13,6 +12,7 @@ from pathlib import Path
 
 from peers.ports import free_udp_port
 from peers.require import require_program
+from peers.stopping import stop_child
 from telephony.kamailio_front import KamailioTemplate
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "fixtures" / "kamailio" / "client-registrar.cfg.tmpl"
@@ -51,6 +51,16 @@ async def _pump(stream: asyncio.StreamReader, registrar: Registrar) -> None:
             registrar.lines.append((time.monotonic(), text[text.index("REGISTRAR:") :]))
 
 
+async def _stop_reading(reader: asyncio.Task[None]) -> None:
+    """The log reader ends at EOF, which the stop brings; it is cancelled if it has not within a second."""
+    await asyncio.wait([reader], timeout=1.0)
+    if not reader.done():
+        reader.cancel()
+        await asyncio.wait([reader], timeout=1.0)
+    if reader.done() and not reader.cancelled():
+        reader.result()
+
+
 @contextlib.asynccontextmanager
 async def client_registrar(run_dir: Path, *, password: str, phone_uri: str) -> AsyncIterator[Registrar]:
     require_program("kamailio")
@@ -79,12 +89,9 @@ async def client_registrar(run_dir: Path, *, password: str, phone_uri: str) -> A
             raise RuntimeError(f"kamailio exited at once ({process.returncode}): check {config}")
         yield registrar
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            process.send_signal(signal.SIGTERM)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(process.wait(), 5)
-        if process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
-            await process.wait()
-        reader.cancel()
+        # SIGTERM to the main process (it stops its workers), SIGKILL to the whole session after 5 s: its
+        # workers share its stdout, and a worker outliving the main process kept wait() waiting for EOF forever.
+        try:
+            await stop_child(process, f"kamailio registrar on port {port}", grace=5.0, group=True)
+        finally:
+            await _stop_reading(reader)

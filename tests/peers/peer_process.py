@@ -22,7 +22,6 @@ import asyncio
 import contextlib
 import json
 import os
-import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -30,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
+
+from peers.stopping import stop_child
 
 PEERS_DIR = Path(__file__).resolve().parent
 CALLER_SCRIPT = PEERS_DIR / "pjsua_caller.py"
@@ -161,26 +162,34 @@ class PeerProcess:
         assert self.proc is not None
         try:
             await asyncio.wait_for(self.proc.wait(), timeout)
-        except TimeoutError:
+        except BaseException:
+            # Timed out, or cancelled: it must not outlive the test (nor its transport stay open).
             await self.stop()
             raise
-        await asyncio.gather(*self._readers)
+        await self._readers_done()
         return self.result()
 
     async def stop(self, grace: float = 8.0) -> PeerResult:
         """SIGTERM (the peer hangs up and finalises its WAVs), SIGKILL after ``grace`` seconds."""
         assert self.proc is not None
-        if self.proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(self.proc.wait(), grace)
-            except TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    self.proc.kill()
-                await self.proc.wait()
-        await asyncio.gather(*self._readers)
+        try:
+            await stop_child(self.proc, f"{Path(self.argv[1]).stem} peer", grace=grace)
+        finally:
+            await self._readers_done()
         return self.result()
+
+    async def _readers_done(self, timeout: float = 2.0) -> None:
+        """The readers end at EOF, once the process is gone; cancelled if they have not within ``timeout``."""
+        if not self._readers:
+            return
+        _, pending = await asyncio.wait(self._readers, timeout=timeout)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=timeout)
+        for task in self._readers:
+            if task.done() and not task.cancelled():
+                task.result()
 
     def result(self) -> PeerResult:
         return PeerResult(

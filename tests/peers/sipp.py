@@ -36,7 +36,6 @@ exit, 99 no call processed, 255 fatal, 254 socket bind failure.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import csv
 import re
 import shutil
@@ -49,6 +48,7 @@ from typing import Literal
 
 from peers.ports import free_port_range, free_udp_port
 from peers.rtp import RtpPacket, RtpSink, decode_packets, parse_rtp
+from peers.stopping import close_transport, stop_child
 
 __all__ = [
     "RtpPacket",
@@ -628,18 +628,19 @@ async def run_sipp(
         )
         if started is not None:
             started.set()
+        who = f"sipp {'UAS' if uas else 'UAC'} {scenario.name} on port {port}"
         try:
             await asyncio.wait_for(proc.wait(), timeout_s + 10.0)
         except TimeoutError:
             timed_out = True
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGUSR1)  # soft exit: finish calls, write traces
-            try:
-                await asyncio.wait_for(proc.wait(), 5.0)
-            except TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
-                await proc.wait()
+            # Soft exit first (finish calls, write traces), then SIGKILL; bounded either way.
+            await stop_child(proc, who, first=signal.SIGUSR1)
+        except BaseException:
+            # Cancelled (e.g. a test that failed before awaiting its UAS task): it must not outlive the test.
+            await stop_child(proc, who, first=None, grace=0)
+            raise
+        finally:
+            close_transport(proc)
     assert proc.returncode is not None
 
     def read(p: Path) -> str:
