@@ -22,6 +22,7 @@ from config.errors import ConfigError
 LogFormat = Literal["console", "json"]
 RtcCodec = Literal["PCMU", "opus"]
 KamailioMode = Literal["auto", "external"]
+SipFrontMode = Literal["auto", "always", "never"]
 
 T = TypeVar("T")
 
@@ -45,7 +46,7 @@ class Settings:
     tenant_file: Path | None
     workers: int
     worker_capacity: int
-    # With several workers, worker k listens on worker_base_port + k, behind Kamailio.
+    # Behind the SIP front (see sip_fronted), worker k listens on worker_base_port + k.
     worker_base_port: int
     kamailio: KamailioMode
     kamailio_binary: str
@@ -73,6 +74,8 @@ class Settings:
     pike_requests: int = 14
     pike_window_s: int = 2
     pike_ban_s: int = 300
+    # Whether Kamailio fronts the workers: "always", "never" (one worker only), or "auto" (see sip_fronted).
+    sip_front: SipFrontMode = "auto"
     # HTTPS on the web port: a PEM certificate (chain) and its unencrypted PEM key; None: plain HTTP.
     tls_cert: Path | None = None
     tls_key: Path | None = None
@@ -234,6 +237,32 @@ def _tls_problems(cert: Path | None, key: Path | None) -> list[str]:
     return []
 
 
+def sip_fronted(settings: Settings) -> bool:
+    """Whether Kamailio is the public SIP front, the workers behind it on worker_base_port + k.
+
+    "auto" fronts whenever the SIP edge needs what only the front has: several
+    workers to spread calls over, or an address off this machine (0.0.0.0, ::
+    or a real interface), where INVITE floods arrive and pike must ban them
+    before pjsua sees them. A lone worker on loopback (the demo, most tests)
+    binds the SIP address itself.
+    """
+    if settings.sip_front == "always":
+        return True
+    if settings.sip_front == "never":
+        return False
+    return settings.workers > 1 or not ipaddress.ip_address(settings.sip_host).is_loopback
+
+
+def sip_front_problems(settings: Settings) -> list[str]:
+    """What is wrong with HOTLINE_SIP_FRONT for these settings (checked again at start: --workers overrides)."""
+    if settings.sip_front == "never" and settings.workers > 1:
+        return [
+            f"HOTLINE_SIP_FRONT: 'never' needs exactly one worker, got {settings.workers}: "
+            "several workers share the SIP address through the Kamailio front; use auto or always"
+        ]
+    return []
+
+
 def tls_context(cert: Path, key: Path) -> ssl.SSLContext:
     """The web port's server context: TLS 1.2 at least, Python's default (modern) ciphers."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -286,6 +315,10 @@ def load_settings(env: Mapping[str, str] | None = None, cwd: Path | None = None)
         kamailio=cast(KamailioMode, r.get("HOTLINE_KAMAILIO", "auto", _choice("auto", "external"), "auto or external")),
         kamailio_binary=r.get("HOTLINE_KAMAILIO_BIN", "kamailio", str, "a program name or path"),
         kamailio_template=_optional_path(base, r.get("HOTLINE_KAMAILIO_TEMPLATE", "", str, "a file path")),
+        sip_front=cast(
+            SipFrontMode,
+            r.get("HOTLINE_SIP_FRONT", "auto", _choice("auto", "always", "never"), "auto, always or never"),
+        ),
         pike_requests=r.get("HOTLINE_PIKE_REQUESTS", 14, _positive_int, "a whole number of requests, at least 1"),
         pike_window_s=r.get("HOTLINE_PIKE_WINDOW_S", 2, _positive_int, "a whole number of seconds, at least 1"),
         pike_ban_s=r.get("HOTLINE_PIKE_BAN_S", 300, _positive_int, "a whole number of seconds, at least 1"),
@@ -325,8 +358,9 @@ def load_settings(env: Mapping[str, str] | None = None, cwd: Path | None = None)
                 "it is the address callers' media must reach"
             )
         settings = replace(settings, public_host=settings.sip_host)
+    r.errors.extend(sip_front_problems(settings))
     last_worker_port = settings.worker_base_port + settings.workers - 1
-    if settings.workers > 1 and last_worker_port > 65535:
+    if sip_fronted(settings) and last_worker_port > 65535:
         r.errors.append(
             f"HOTLINE_WORKER_BASE_PORT: {settings.workers} workers from port {settings.worker_base_port} "
             f"would need port {last_worker_port}; expected a base port up to {65536 - settings.workers}"

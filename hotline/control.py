@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
+import shutil
 import signal
 import socket
 import time
@@ -22,7 +24,7 @@ from aiohttp import web
 from agent_client.web_bridge import bridge_app
 from agent_client.web_edge import Edge
 from agent_client.web_sessions import SessionStore
-from config.settings import Settings, tls_context
+from config.settings import Settings, sip_front_problems, sip_fronted, tls_context
 from dialplan.clock import SystemClock
 from dialplan.tenant import Tenant
 from store.agent_states import AgentStateLog
@@ -68,7 +70,7 @@ def prepare_media(tenant: Tenant, settings: Settings) -> dict[str, ClientMedia]:
 
 
 def worker_configs(settings: Settings) -> list[WorkerConfig]:
-    behind_front = settings.workers > 1
+    behind_front = sip_fronted(settings)
     configs = []
     for index in range(settings.workers):
         port = settings.worker_base_port + index if behind_front else settings.sip_port
@@ -147,6 +149,7 @@ class Control:
     async def run(self) -> int:
         """Run until SIGTERM/SIGINT, then drain. Raises StartupError if a part can't start."""
         s = self.settings
+        fronted = _check_sip_front(s)
         s.var_dir.mkdir(parents=True, exist_ok=True)
         # Parts stop in the reverse order they started; every record is closed
         # after the workers have reported their calls' ends.
@@ -186,7 +189,7 @@ class Control:
                 media=media,
                 digest=DigestAuthority(default_realm=_digest_realm(self.tenant)),
                 node=self.node,
-                front=(s.sip_host, s.sip_port) if s.workers > 1 else None,
+                front=(_reachable(s.sip_host), s.sip_port) if fronted else None,
                 retry_after_s=RETRY_AFTER_S,
             )
             calls.overflows = overflow
@@ -241,7 +244,7 @@ class Control:
             events.registrations = registrations
             registrations.start()
             stack.push_async_callback(registrations.stop)
-            front = await self._start_front(configs, calls, stack) if s.workers > 1 else None
+            front = await self._start_front(configs, calls, stack) if fronted else None
             events.front = front
             async with _starting(f"{'HTTPS' if s.tls else 'HTTP'} on {s.http_host}:{s.http_port}"):
                 runner = await self._start_web(
@@ -263,6 +266,7 @@ class Control:
                 sip=f"{s.sip_host}:{s.sip_port}",
                 http=f"{'https' if s.tls else 'http'}://{s.http_host}:{s.http_port}",
                 workers=s.workers,
+                sip_front=_front_description(s, fronted),
                 state=live.describe(),
                 database=_redact(s.database_url),
             )
@@ -300,7 +304,7 @@ class Control:
             binary=s.kamailio_binary,
             listen_host=s.sip_host,
             listen_port=s.sip_port,
-            workers=[FrontWorker(c.index, c.adapter.sip_host, c.adapter.sip_port) for c in configs],
+            workers=[FrontWorker(c.index, _reachable(c.adapter.sip_host), c.adapter.sip_port) for c in configs],
             capacity=s.worker_capacity,
             run_dir=s.run_dir / "kamailio",
             retry_after_s=RETRY_AFTER_S,
@@ -308,6 +312,7 @@ class Control:
             trunk_subnets=trunks,
             on_refusal=calls.on_front_refusal,
             pike=PikeLimits(requests=s.pike_requests, window_s=s.pike_window_s, block_s=s.pike_ban_s),
+            advertise_host=None if _reachable(s.sip_host) == s.sip_host else s.public_host,
         )
 
     def _install_signals(self) -> None:
@@ -367,7 +372,7 @@ class Control:
         state = await _probe(live.ping())
         workers = pool.status()
         sip_ready = all(w["state"] == "ready" for w in workers)
-        sip: dict[str, Any] = {"ready": sip_ready, "workers": workers}
+        sip: dict[str, Any] = {"ready": sip_ready, "fronted": front is not None, "workers": workers}
         if front is not None and self.settings.kamailio == "auto":
             sip["front"] = {"running": front.running, "address": f"{front.address[0]}:{front.address[1]}"}
             sip["ready"] = sip_ready and front.running
@@ -386,6 +391,49 @@ class Control:
 
 class StartupError(RuntimeError):
     """A part of the bridge could not start; the message says which and why."""
+
+
+def _check_sip_front(settings: Settings) -> bool:
+    """Whether Kamailio fronts the workers; a StartupError, before anything starts, if it can't."""
+    if problems := sip_front_problems(settings):
+        raise StartupError("; ".join(problems))
+    fronted = sip_fronted(settings)
+    if fronted and settings.kamailio == "auto" and shutil.which(settings.kamailio_binary) is None:
+        why = (
+            "HOTLINE_SIP_FRONT=always"
+            if settings.sip_front == "always"
+            else f"HOTLINE_SIP_FRONT=auto with {settings.workers} workers"
+            if settings.workers > 1
+            else f"HOTLINE_SIP_FRONT=auto with the SIP address {settings.sip_host}, which is not loopback"
+        )
+        raise StartupError(
+            f"the Kamailio SIP front is needed ({why}) but {settings.kamailio_binary!r} is not installed: "
+            "install it (Debian/Ubuntu: apt-get install kamailio) or point HOTLINE_KAMAILIO_BIN at it; "
+            "or set HOTLINE_SIP_FRONT=never (one worker only) knowing that the worker then faces the network "
+            "alone, with no flood guard: pjsua aborts under an INVITE flood"
+        )
+    return fronted
+
+
+def _reachable(host: str) -> str:
+    """Where Kamailio reaches a worker bound to `host`, and so where the workers see its INVITEs come from.
+
+    A wildcard bind (0.0.0.0, ::) is reached over loopback: Kamailio's packets then come from
+    127.0.0.1 (or ::1) at its SIP port, which only it can bind, and the source it stamps is believed.
+    Compared with the wildcard itself they would never match, and every caller would look like the
+    front's own address.
+    """
+    address = ipaddress.ip_address(host)
+    if not address.is_unspecified:
+        return host
+    return "127.0.0.1" if address.version == 4 else "::1"
+
+
+def _front_description(settings: Settings, fronted: bool) -> str:
+    if not fronted:
+        return f"none (HOTLINE_SIP_FRONT={settings.sip_front}: the lone worker binds the SIP address)"
+    kind = "kamailio, run by the operator" if settings.kamailio == "external" else "kamailio"
+    return f"{kind} (HOTLINE_SIP_FRONT={settings.sip_front})"
 
 
 @contextlib.asynccontextmanager

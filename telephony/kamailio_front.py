@@ -80,6 +80,8 @@ _STATE_NAMES = {"A": "active", "I": "inactive", "T": "trying", "D": "disabled"}
 
 
 _REFUSAL_MARK = "hotline-front: refused "
+# A `listen=proto:host:port` line without its own advertise clause.
+_LISTEN_LINE = re.compile(r"^(listen=(?:udp|tcp):\S+)[ \t]*$", re.MULTILINE)
 
 
 def _predecessor_pid(pid_path: Path, config_path: Path) -> int | None:
@@ -195,6 +197,7 @@ class KamailioFront:
         template_path: Path = DEFAULT_TEMPLATE,
         trunk_subnets: Sequence[str] = (),
         on_refusal: Callable[[Refusal], None] | None = None,
+        advertise_host: str | None = None,
     ) -> None:
         _check_workers(workers)
         if capacity < 1:
@@ -216,6 +219,9 @@ class KamailioFront:
         self._template_path = template_path
         self._trunk_subnets = tuple(str(ipaddress.ip_network(net)) for net in trunk_subnets)
         self._on_refusal = on_refusal
+        # Listening on a wildcard (0.0.0.0, ::), Kamailio would write the wildcard into Via and
+        # Record-Route, where a caller's ACK and BYE can't follow it: it advertises this instead.
+        self._advertise_host = advertise_host
         self._generation = dict.fromkeys(self._workers, 0)
         self._disabled: set[int] = set()
         self._proc: asyncio.subprocess.Process | None = None
@@ -263,7 +269,11 @@ class KamailioFront:
         missing = set(template.get_identifiers()) - set(values)
         if missing:
             raise FrontError(f"template {self._template_path} needs unknown parameters {sorted(missing)}")
-        return template.substitute(values)
+        config = template.substitute(values)
+        if self._advertise_host is not None:
+            advertise = f" advertise {_host_literal(self._advertise_host)}:{self._listen_port}"
+            config = _LISTEN_LINE.sub(lambda m: m.group(1) + advertise, config)
+        return config
 
     def render_dispatcher_list(self) -> str:
         lines = [
