@@ -74,6 +74,9 @@ class Settings:
     pike_requests: int = 14
     pike_window_s: int = 2
     pike_ban_s: int = 300
+    # Each call's RTP/RTCP sockets take packets only from the address its SDP declared (RTP-bleed
+    # defence, telephony/rtp_strict_source.py). Off only for peers that send from elsewhere than they declare.
+    strict_rtp_source: bool = True
     # Whether Kamailio fronts the workers: "always", "never" (one worker only), or "auto" (see sip_fronted).
     sip_front: SipFrontMode = "auto"
     # HTTPS on the web port: a PEM certificate (chain) and its unencrypted PEM key; None: plain HTTP.
@@ -322,6 +325,7 @@ def load_settings(env: Mapping[str, str] | None = None, cwd: Path | None = None)
         pike_requests=r.get("HOTLINE_PIKE_REQUESTS", 14, _positive_int, "a whole number of requests, at least 1"),
         pike_window_s=r.get("HOTLINE_PIKE_WINDOW_S", 2, _positive_int, "a whole number of seconds, at least 1"),
         pike_ban_s=r.get("HOTLINE_PIKE_BAN_S", 300, _positive_int, "a whole number of seconds, at least 1"),
+        strict_rtp_source=r.get("HOTLINE_RTP_STRICT_SOURCE", True, _flag, "true or false"),
         rtp_port_min=r.get("HOTLINE_RTP_PORT_MIN", 20000, _port, "a port number 1-65535"),
         rtp_ports_per_worker=r.get("HOTLINE_RTP_PORTS_PER_WORKER", 200, _positive_int, "a whole number of ports"),
         drain_timeout_s=r.get("HOTLINE_DRAIN_TIMEOUT", 30.0, _positive_float, "a number of seconds"),

@@ -86,6 +86,7 @@ def worker_configs(settings: Settings) -> list[WorkerConfig]:
                     capacity=settings.worker_capacity,
                     pjsip_log_level=settings.pjsip_log_level,
                     retry_after_s=RETRY_AFTER_S,
+                    strict_rtp_source=settings.strict_rtp_source,
                 ),
                 decision_timeout_s=settings.decision_timeout_s,
                 drain_timeout_s=settings.drain_timeout_s,

@@ -80,6 +80,7 @@ def test_every_value_can_be_set(tmp_path: Path) -> None:
         "HOTLINE_RTC_HOST_ADDRESSES": "192.0.2.10, ::1",
         "HOTLINE_RING_TIMEOUT": "20",
         "HOTLINE_AGENT_GRACE": "30",
+        "HOTLINE_RTP_STRICT_SOURCE": "off",
     }
     settings = load_settings(env, tmp_path)
     assert settings == Settings(
@@ -111,6 +112,7 @@ def test_every_value_can_be_set(tmp_path: Path) -> None:
         rtc_host_addresses=("192.0.2.10", "::1"),
         ring_timeout_s=20.0,
         agent_grace_s=30.0,
+        strict_rtp_source=False,
     )
 
 
@@ -235,3 +237,10 @@ def test_ice_servers_must_be_a_json_list_of_stun_or_turn_urls() -> None:
         with pytest.raises(ConfigError) as err:
             load_settings({"HOTLINE_ICE_SERVERS": raw}, cwd=Path("/srv"))
         assert err.value.problems[0].startswith("HOTLINE_ICE_SERVERS: expected a JSON list such as ")
+
+
+def test_strict_rtp_source_is_on_unless_turned_off_and_takes_only_a_yes_or_no(tmp_path: Path) -> None:
+    assert load_settings({}, tmp_path).strict_rtp_source is True
+    assert load_settings({"HOTLINE_RTP_STRICT_SOURCE": "false"}, tmp_path).strict_rtp_source is False
+    with pytest.raises(ConfigError, match="HOTLINE_RTP_STRICT_SOURCE"):
+        load_settings({"HOTLINE_RTP_STRICT_SOURCE": "strict"}, tmp_path)
