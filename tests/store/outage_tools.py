@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, event
@@ -40,3 +45,26 @@ class Outage:
             dbapi: Any = connection.connection.dbapi_connection
             dbapi.commit()
             raise unreachable_error("connection lost after COMMIT (simulated)")
+
+
+async def kill9_once_buffered(script: Path, *args: str, cwd: Path) -> tuple[int | None, bytes, str]:
+    """Run a writer child until it prints ``buffered N``, then ``kill -9`` it.
+
+    Returns its exit status, that line, and everything else it printed (for the assertion's message).
+    """
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, str(script), *args, cwd=cwd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    output: list[bytes] = []
+    line = b""
+    try:
+        assert child.stdout is not None
+        async with asyncio.timeout(60):
+            # Its log lines come first, on the same stream.
+            while (line := await child.stdout.readline()) and not line.startswith(b"buffered "):
+                output.append(line)
+    finally:
+        if child.returncode is None:
+            os.kill(child.pid, signal.SIGKILL)
+        _, stderr = await child.communicate()
+    return child.returncode, line, (b"".join(output) + stderr).decode()

@@ -4,15 +4,13 @@ back whole: the database ends with exactly the timelines it would have had witho
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
-from outage_tools import Outage
+from outage_tools import Outage, kill9_once_buffered
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from store_helpers import event
@@ -203,30 +201,11 @@ async def test_kill9_during_an_outage_then_the_next_start_replays_before_closing
 ) -> None:
     journal_dir = tmp_path / "journal"
     call_id = "d" * 32
-    child = await asyncio.create_subprocess_exec(
-        sys.executable,
-        str(HERE / "outage_child.py"),
-        database_url,
-        str(journal_dir),
-        call_id,
-        "node-k",
-        cwd=REPO,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+    status, line, printed = await kill9_once_buffered(
+        HERE / "outage_child.py", database_url, str(journal_dir), call_id, "node-k", cwd=REPO
     )
-    output: list[bytes] = []
-    try:
-        assert child.stdout is not None
-        async with asyncio.timeout(60):
-            # Its log lines come first, on the same stream.
-            while (line := await child.stdout.readline()) and not line.startswith(b"buffered "):
-                output.append(line)
-    finally:
-        if child.returncode is None:
-            os.kill(child.pid, signal.SIGKILL)
-        _, stderr = await child.communicate()
-    assert child.returncode == -signal.SIGKILL
-    assert line == b"buffered 4\n", b"".join(output).decode() + stderr.decode()
+    assert status == -signal.SIGKILL
+    assert line == b"buffered 4\n", printed
 
     async with CallRecords(engine) as plain:
         before = await plain.get_call(call_id)

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import os
 import signal
-import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timedelta
@@ -21,7 +19,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from outage_tools import Outage
+from outage_tools import Outage, kill9_once_buffered
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from store_helpers import T0, event
@@ -240,30 +238,12 @@ async def test_kill9_during_an_outage_then_the_next_start_replays_spans_and_reco
 ) -> None:
     journal_dir = tmp_path / "journal"
     call_id = "d" * 32
-    child = await asyncio.create_subprocess_exec(
-        sys.executable,
-        str(HERE / "side_outage_child.py"),
-        database_url,
-        str(journal_dir),
-        call_id,
-        "node-k",
-        cwd=REPO,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+    status, line, printed = await kill9_once_buffered(
+        HERE / "side_outage_child.py", database_url, str(journal_dir), call_id, "node-k", cwd=REPO
     )
-    output: list[bytes] = []
-    try:
-        assert child.stdout is not None
-        async with asyncio.timeout(60):
-            while (line := await child.stdout.readline()) and not line.startswith(b"buffered "):
-                output.append(line)
-    finally:
-        if child.returncode is None:
-            os.kill(child.pid, signal.SIGKILL)
-        _, stderr = await child.communicate()
-    assert child.returncode == -signal.SIGKILL
+    assert status == -signal.SIGKILL
     # Ringing and on_call (one batch), the checkpoint, the recording's row.
-    assert line == b"buffered 3\n", b"".join(output).decode() + stderr.decode()
+    assert line == b"buffered 3\n", printed
 
     recordings = Recordings(engine)
     assert [s[1] for s in await spans(engine)] == ["available"], "only the first change got through"
