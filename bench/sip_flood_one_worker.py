@@ -15,30 +15,14 @@ import asyncio
 import re
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from harness.bridge import BridgeProcess
 from harness.tenants import DIGEST_TENANT
-from peers.sipp import run_sipp, sipp_calls, write_scenario
-
-FLOODER = "127.0.0.77"
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "e2e"))
-from test_sip_attackers import FLOOD, front_port  # noqa: E402
-
-SDP = """Content-Type: application/sdp
-Content-Length: [len]
-
-v=0
-o=flood 1 1 IN IP[local_ip_type] [local_ip]
-s=-
-c=IN IP[media_ip_type] [media_ip]
-t=0 0
-m=audio [media_port] RTP/AVP 0
-a=rtpmap:0 PCMU/8000
-"""
+from peers.sip_flood import FLOODER, front_port, invite_flood
+from peers.sipp import sipp_calls
 
 
 async def main(mode: str, flood_rate: int, flood_calls: int, trunk_calls: int, *, sdp: bool = False) -> None:
@@ -65,23 +49,14 @@ async def main(mode: str, flood_rate: int, flood_calls: int, trunk_calls: int, *
                 )
             )
             await asyncio.sleep(2.0)
-            started = time.monotonic()
-            flood = await run_sipp(
-                write_scenario(
-                    tmp_path / "flood" / "flood.xml",
-                    FLOOD.replace("Content-Length: 0\n", SDP) if sdp else FLOOD,
-                ),
+            flood, flood_s = await invite_flood(
                 f"127.0.0.1:{bridge.sip_port}",
-                workdir=tmp_path / "flood",
+                tmp_path / "flood",
                 calls=flood_calls,
-                concurrency=flood_calls,
                 rate=flood_rate,
                 timeout_s=flood_calls / flood_rate + 20.0,
-                trace_msg=False,
-                local_ip=FLOODER,
-                extra_args=["-nr"],
+                sdp=sdp,
             )
-            flood_s = time.monotonic() - started
             result = await legit
             status, health = await bridge.get_json("/healthz")
             records = await bridge.calls(limit="1000")

@@ -177,7 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="run the bridge (control process and media workers)")
     serve.add_argument(
-        "--workers", type=int, help="media workers (default HOTLINE_WORKERS or 1); Kamailio fronts them as HOTLINE_SIP_FRONT says"
+        "--workers",
+        type=int,
+        help="media workers (default HOTLINE_WORKERS or 1); Kamailio fronts them as HOTLINE_SIP_FRONT says",
     )
     serve.add_argument("--tenant", help="tenant TOML file (default HOTLINE_TENANT_FILE or the demo tenant)")
     serve.set_defaults(func=_cmd_serve)

@@ -13,7 +13,6 @@ import asyncio
 import re
 import socket
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -21,14 +20,13 @@ import pytest
 
 from harness.bridge import BridgeProcess
 from harness.tenants import DIGEST_TENANT
-from peers.ports import free_port_range
-from peers.sipp import SippResult, run_sipp, sipp_calls, write_scenario
+from peers.sip_flood import FLOODER, front_port, invite_flood
+from peers.sipp import SippResult, sipp_calls
 
 pytestmark = [pytest.mark.peers]
 
 PEERS = Path(__file__).resolve().parents[1] / "peers"
 PROBE = "127.0.0.72"
-FLOODER = "127.0.0.77"
 # The tenant's lines (1001, 1002, 1004) and the digest line 2002 among 200 made-up ones.
 EXTENSIONS = "1000-1100,2000-2100"
 # Seconds each sipvicious tool may run.
@@ -91,40 +89,6 @@ def passwords_found(output: str) -> list[str]:
     """svcrack's table rows: '| extension | password |'."""
     rows = re.findall(r"^\|\s*(\S+)\s*\|\s*(\S+)\s*\|", output, re.MULTILINE)
     return [password for extension, password in rows if extension.lower() != "extension"]
-
-
-FLOOD = """<?xml version="1.0" encoding="ISO-8859-1" ?>
-<!DOCTYPE scenario SYSTEM "sipp.dtd">
-<scenario name="invite flood">
-  <send>
-    <![CDATA[
-INVITE sip:1001@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:flood@[local_ip]>;tag=[call_number]
-To: <sip:1001@[remote_ip]:[remote_port]>
-Call-ID: [call_id]
-CSeq: 1 INVITE
-Contact: <sip:flood@[local_ip]:[local_port]>
-Max-Forwards: 70
-Content-Length: 0
-
-    ]]>
-  </send>
-</scenario>
-"""
-
-
-def front_port() -> int:
-    """A port free for UDP and TCP right now, for a lone worker behind the front (the harness gives it none)."""
-    for _ in range(50):
-        port = free_port_range(1, even=False)
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-            try:
-                tcp.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        return port
-    raise RuntimeError("no free port for the worker")
 
 
 async def trunk_calls(
@@ -217,21 +181,9 @@ async def test_an_invite_flood_from_one_source_is_banned_and_the_trunk_is_still_
     async with BridgeProcess.configured(tmp_path, workers=2, tenant=DIGEST_TENANT) as bridge:
         await bridge.wait_ready()
         legit = asyncio.create_task(trunk_calls(bridge, tmp_path, 100, 5.0, "trunk-during-flood"))
-        scenario = write_scenario(tmp_path / "flood" / "flood.xml", FLOOD)
-        started = time.monotonic()
-        flood = await run_sipp(
-            scenario,
-            f"127.0.0.1:{bridge.sip_port}",
-            workdir=tmp_path / "flood",
-            calls=flood_calls,
-            concurrency=flood_calls,
-            rate=flood_rate,
-            timeout_s=40.0,
-            trace_msg=False,
-            local_ip=FLOODER,
-            extra_args=["-nr"],
+        flood, flood_s = await invite_flood(
+            f"127.0.0.1:{bridge.sip_port}", tmp_path / "flood", calls=flood_calls, rate=flood_rate, timeout_s=40.0
         )
-        flood_s = time.monotonic() - started
         result = await legit
         records = await bridge.calls(limit="1000")
         health_status, health = await bridge.get_json("/healthz")
@@ -279,21 +231,9 @@ async def test_a_lone_worker_behind_the_front_outlives_an_invite_flood_and_the_t
             trunk_calls(bridge, tmp_path, trunk, trunk_rate, "trunk-lone", concurrency=3, hold_s=0.5)
         )
         await asyncio.sleep(2.0)
-        scenario = write_scenario(tmp_path / "flood" / "flood.xml", FLOOD)
-        started = time.monotonic()
-        flood = await run_sipp(
-            scenario,
-            f"127.0.0.1:{bridge.sip_port}",
-            workdir=tmp_path / "flood",
-            calls=flood_calls,
-            concurrency=flood_calls,
-            rate=flood_rate,
-            timeout_s=25.0,
-            trace_msg=False,
-            local_ip=FLOODER,
-            extra_args=["-nr"],
+        flood, flood_s = await invite_flood(
+            f"127.0.0.1:{bridge.sip_port}", tmp_path / "flood", calls=flood_calls, rate=flood_rate, timeout_s=25.0
         )
-        flood_s = time.monotonic() - started
         result = await legit
         health_status, health = await bridge.get_json("/healthz")
         log = bridge.log_text()
