@@ -393,6 +393,8 @@ class _Leg:
     media_up: bool = False
     # The media sockets pinned to the peer the SDP declared, checked again every PIN_CHECK_S.
     pins: list[MediaPin] = field(default_factory=list)
+    # Local ports whose pin failed: counted and logged once, tried again at each check.
+    pins_failed: set[int] = field(default_factory=set)
     announced: set[LegState] = field(default_factory=set)
 
 
@@ -855,8 +857,10 @@ class SipAdapter:
                     log.debug("rtp_pinned", leg=leg.leg, port=pin.local_port, peer=f"{pin.peer[0]}:{pin.peer[1]}")
             except rtp_strict_source.PinError as exc:
                 # The call goes on, as it would without strict source; the failure is counted and shown.
-                self._pin_failures += 1
-                log.error("rtp_pin_failed", leg=leg.leg, error=str(exc))
+                if pin.local_port not in leg.pins_failed:
+                    leg.pins_failed.add(pin.local_port)
+                    self._pin_failures += 1
+                    log.error("rtp_pin_failed", leg=leg.leg, error=str(exc))
 
     def _check_pins(self) -> None:
         for leg in self._legs.values():

@@ -159,6 +159,9 @@ async def test_a_thousand_sequential_calls_leave_nothing_behind(tmp_path: Path) 
         assert (result.successful_calls, result.failed_calls) == (CALLS, 0), "every call was answered with 200"
         after_run = await settled(bridge, as_baseline)
         assert leak_view(after_run) == leak_view(baseline), (at_start, baseline, after_run)
+        # Every answered call's media sockets were pinned to the caller's declared address, none failed.
+        assert after_run["rtp_pin_failures"] == 0, after_run
+        assert after_run["rtp_pins"] >= CALLS, after_run
 
         records = await bridge.wait_for_calls(
             lambda cs: len(cs) == CALLS and all(c["outcome"] for c in cs), timeout=15, limit=str(CALLS)
