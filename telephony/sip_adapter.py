@@ -847,6 +847,7 @@ class SipAdapter:
             )
         self._pinner.forget([pin for pin in leg.pins if pin not in pins])
         leg.pins = pins
+        self._pinner.locate(pins)
         self._apply_pins(leg)
 
     def _apply_pins(self, leg: _Leg) -> None:

@@ -89,3 +89,20 @@ def test_a_socket_re_created_on_the_same_port_is_found_and_pinned_again() -> Non
     assert connected_peer(filler.fileno()) is None
     for sock in (caller, filler, again):
         sock.close()
+
+
+def test_an_ipv6_socket_is_found_and_pinned_too() -> None:
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 in this Python")
+    with (
+        socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as media,
+        socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as caller,
+    ):
+        try:
+            media.bind(("::1", 0))
+            caller.bind(("::1", 0))
+        except OSError:
+            pytest.skip("no ::1 on this machine")
+        assert find_udp_socket(media.getsockname()[1]) == media.fileno()
+        assert apply(MediaPin(media.getsockname()[1], ("::1", caller.getsockname()[1]))) is True
+        assert connected_peer(media.fileno()) == ("::1", caller.getsockname()[1])
