@@ -7,6 +7,7 @@ import os
 import random
 import shutil
 import socket
+import subprocess
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -121,3 +122,14 @@ async def finish_sipp(proc: asyncio.subprocess.Process, workdir: Path, timeout: 
         errors = workdir / "sipp_errors.log"
         detail = errors.read_text(errors="replace")[-3000:] if errors.exists() else ""
         raise AssertionError(f"sipp exited with {returncode}:\n{detail}")
+
+
+def assert_kamailio_accepts(front: KamailioFront, kamailio_bin: str, directory: Path) -> None:
+    """`kamailio -c` on the front's rendered config and dispatcher list, written to `directory`."""
+    config = directory / "kamailio.cfg"
+    config.write_text(front.render_config())
+    (directory / "dispatcher.list").write_text(front.render_dispatcher_list())
+    result = subprocess.run(
+        [kamailio_bin, "-c", "-f", str(config)], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert result.returncode == 0, result.stderr[-3000:]

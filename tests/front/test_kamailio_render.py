@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
 
+from front.support import assert_kamailio_accepts
 from telephony.kamailio_front import FrontError, FrontWorker, KamailioFront, PikeLimits
 
 WORKERS = [FrontWorker(1, "127.0.0.1", 5071), FrontWorker(2, "127.0.0.1", 5072), FrontWorker(3, "127.0.0.1", 5073)]
@@ -86,10 +86,4 @@ def test_bad_worker_sets_are_refused(tmp_path: Path) -> None:
 @pytest.mark.parametrize("pike", [PikeLimits(), None])
 def test_rendered_config_passes_kamailio_check(tmp_path: Path, kamailio_bin: str, pike: PikeLimits | None) -> None:
     front = make(tmp_path, pike=pike)
-    config = tmp_path / "kamailio.cfg"
-    config.write_text(front.render_config())
-    (tmp_path / "dispatcher.list").write_text(front.render_dispatcher_list())
-    result = subprocess.run(
-        [kamailio_bin, "-c", "-f", str(config)], capture_output=True, text=True, timeout=30, check=False
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert_kamailio_accepts(front, kamailio_bin, tmp_path)
