@@ -41,7 +41,7 @@ from store.agent_state_writes import Checkpoint, StateChange
 from store.journal import Journal
 from store.models import AgentStateSpanRow
 from store.record_ops import RecordWrite
-from store.unreachable import reading
+from store.unreachable import needs_database
 
 log = structlog.get_logger(__name__)
 
@@ -236,7 +236,7 @@ async def state_spans(
         if not logins:
             return []
         query = query.where(row.agent.in_(sorted(logins)))
-    with reading("agent state spans"):
+    with needs_database("agent state spans"):
         async with engine.connect() as connection:
             found = (await connection.execute(query.order_by(row.agent, row.started_at, row.id))).all()
     spans: list[StateSpan] = []

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from store.db import writer
 from store.models import CallScoreRow
-from store.unreachable import reading
+from store.unreachable import needs_database
 
 MAX_COMMENT = 2000
 
@@ -36,7 +36,7 @@ class CallScores:
     async def add(self, score: CallScore) -> None:
         if not 1 <= score.score <= 5:
             raise ValueError(f"a score is 1 to 5, not {score.score}")
-        with reading(f"score of call {score.call_id}"):
+        with needs_database(f"score of call {score.call_id}"):
             async with writer(self.engine).begin() as connection:
                 await connection.execute(
                     insert(CallScoreRow).values(
@@ -54,13 +54,13 @@ class CallScores:
             return {}
         row = CallScoreRow
         query = select(row.call_id, row.score).where(row.call_id.in_(sorted(call_ids))).order_by(row.at, row.id)
-        with reading("call scores"):
+        with needs_database("call scores"):
             async with self.engine.connect() as connection:
                 return {call_id: score for call_id, score in await connection.execute(query)}
 
     async def of_call(self, call_id: str) -> list[CallScore]:
         row = CallScoreRow
         query = select(row.call_id, row.supervisor, row.score, row.comment, row.at).where(row.call_id == call_id)
-        with reading(f"scores of call {call_id}"):
+        with needs_database(f"scores of call {call_id}"):
             async with self.engine.connect() as connection:
                 return [CallScore(*r) for r in await connection.execute(query.order_by(row.at, row.id))]

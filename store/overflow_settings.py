@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from dialplan.clock import iso_z
 from store.db import writer
 from store.models import OverflowAuditRow, OverflowSettingRow
-from store.unreachable import reading
+from store.unreachable import needs_database
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ class OverflowSettings:
         self.engine = engine
 
     async def load(self) -> dict[str, SavedOverflow]:
-        with reading("overflow settings"):
+        with needs_database("overflow settings"):
             async with self.engine.connect() as connection:
                 rows = await connection.execute(select(*OverflowSettingRow.__table__.columns))
                 return {row.line_id: _saved(row) for row in rows}
@@ -75,7 +75,7 @@ class OverflowSettings:
             "updated_at": saved.updated_at,
             "updated_by": saved.updated_by,
         }
-        with reading(f"overflow of line {saved.line_id}"):
+        with needs_database(f"overflow of line {saved.line_id}"):
             async with writer(self.engine).begin() as connection:
                 row = OverflowSettingRow
                 found = await connection.execute(select(row.line_id).where(row.line_id == saved.line_id))
@@ -104,7 +104,7 @@ class OverflowSettings:
             .order_by(audit.at.desc(), audit.id.desc())
             .limit(limit)
         )
-        with reading("overflow audit"):
+        with needs_database("overflow audit"):
             async with self.engine.connect() as connection:
                 return [
                     OverflowChange(r.line_id, r.client_id, r.actor, r.at, r.change, r.old, r.new)

@@ -22,7 +22,7 @@ from store.db import writer
 from store.journal import Journal
 from store.models import RecordingAccessRow, RecordingRow
 from store.record_ops import RecordWrite
-from store.unreachable import reading
+from store.unreachable import needs_database
 
 
 @dataclass(frozen=True)
@@ -89,13 +89,13 @@ class Recordings:
         if self.journal is not None:
             await self.journal.write(RecordWrite("recording", {"values": values}))
             return
-        with reading(f"recording {recording.call_id}"):
+        with needs_database(f"recording {recording.call_id}"):
             async with writer(self.engine).begin() as connection:
                 await connection.execute(insert(RecordingRow).values(**values))
 
     async def get(self, call_id: str) -> Recording | None:
         query = select(*_RECORDING).where(RecordingRow.call_id == call_id)
-        with reading(f"recording {call_id}"):
+        with needs_database(f"recording {call_id}"):
             async with self.engine.connect() as connection:
                 row = (await connection.execute(query)).first()
         return None if row is None else _recording(row._mapping)
@@ -104,7 +104,7 @@ class Recordings:
         if not call_ids:
             return {}
         query = select(*_RECORDING).where(RecordingRow.call_id.in_(sorted(call_ids)))
-        with reading("recordings"):
+        with needs_database("recordings"):
             async with self.engine.connect() as connection:
                 return {row[0]: _recording(row._mapping) for row in await connection.execute(query)}
 
@@ -116,7 +116,7 @@ class Recordings:
         query = select(*_RECORDING).where(row.stored_at >= since, row.stored_at < until)
         if client_ids is not None:
             query = query.where(row.client_id.in_(sorted(client_ids)))
-        with reading("recordings"):
+        with needs_database("recordings"):
             async with self.engine.connect() as connection:
                 rows = await connection.execute(query.order_by(row.stored_at.desc(), row.call_id).limit(limit))
                 return [_recording(r._mapping) for r in rows]
@@ -130,19 +130,19 @@ class Recordings:
             .order_by(row.expires_at, row.call_id)
             .limit(limit)
         )
-        with reading("expired recordings"):
+        with needs_database("expired recordings"):
             async with self.engine.connect() as connection:
                 return [_recording(r._mapping) for r in await connection.execute(query)]
 
     async def mark_purged(self, call_id: str, at: datetime) -> None:
-        with reading(f"recording {call_id}"):
+        with needs_database(f"recording {call_id}"):
             async with writer(self.engine).begin() as connection:
                 await connection.execute(
                     update(RecordingRow).where(RecordingRow.call_id == call_id).values(purged_at=at)
                 )
 
     async def audit(self, access: RecordingAccess) -> None:
-        with reading("recording access audit"):
+        with needs_database("recording access audit"):
             async with writer(self.engine).begin() as connection:
                 await connection.execute(
                     insert(RecordingAccessRow).values(
@@ -166,7 +166,7 @@ class Recordings:
             query = query.where(row.call_id == call_id)
         if client_ids is not None:
             query = query.where(row.client_id.in_(sorted(client_ids)))
-        with reading("recording access audit"):
+        with needs_database("recording access audit"):
             async with self.engine.connect() as connection:
                 found = await connection.execute(query.order_by(row.at.desc(), row.id.desc()))
                 return [RecordingAccess(*r) for r in found]

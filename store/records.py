@@ -38,7 +38,7 @@ from store.open_timelines import OpenTimelines, SummaryUnavailable, summary_of
 from store.outage_buffer import OutageBuffer
 from store.record_ops import RecordWrite
 from store.record_writes import CallClosed, UnknownCall
-from store.unreachable import DatabaseUnavailable, reading
+from store.unreachable import DatabaseUnavailable, needs_database
 
 # What callers need comes from here, wherever it is defined.
 __all__ = [
@@ -204,7 +204,7 @@ class CallRecords:
         query = select(CallRow.id).where(CallRow.outcome.is_(None))
         if node is not None:
             query = query.where(CallRow.node == node)
-        with reading("open calls"):
+        with needs_database("open calls"):
             async with self.engine.connect() as connection:
                 result = await connection.execute(query.order_by(CallRow.arrived_at, CallRow.id))
                 return list(result.scalars())
@@ -238,7 +238,7 @@ class CallRecords:
         if outcome is not None:
             query = query.where(CallRow.outcome == outcome)
         query = query.order_by(CallRow.arrived_at.desc(), CallRow.id.desc()).limit(limit).offset(offset)
-        with reading("call list"):
+        with needs_database("call list"):
             async with self.engine.connect() as connection:
                 return [_record(row) for row in await connection.execute(query)]
 
@@ -256,7 +256,7 @@ class CallRecords:
             .where(CallRow.id == call_id)
             .order_by(CallEventRow.seq)
         )
-        with reading(f"call {call_id}"):
+        with needs_database(f"call {call_id}"):
             async with self.engine.connect() as connection:
                 rows = (await connection.execute(query)).all()
         if not rows:

@@ -11,7 +11,7 @@ from dialplan.reports import ReportCall
 from dialplan.timeline import EventKind
 from store.models import CallEventRow
 from store.records import CallRecords
-from store.unreachable import reading
+from store.unreachable import needs_database
 
 PAGE = 1000
 
@@ -51,7 +51,7 @@ async def _queues(records: CallRecords, call_ids: list[str]) -> dict[str, str]:
         return {}
     event = CallEventRow
     query = select(event.call_id, event.data).where(event.kind == EventKind.QUEUED.value, event.call_id.in_(call_ids))
-    with reading("queues of calls"):
+    with needs_database("queues of calls"):
         async with records.engine.connect() as connection:
             return {
                 call_id: str(data["queue"])

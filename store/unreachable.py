@@ -32,8 +32,9 @@ class DatabaseUnavailable(RuntimeError):
 
 
 @contextlib.contextmanager
-def reading(what: str) -> Iterator[None]:
-    """Turn an unreachable database under a read into DatabaseUnavailable; other errors pass as they are."""
+def needs_database(what: str) -> Iterator[None]:
+    """Turn an unreachable database under what a person asked for (a read, or a write that is theirs to
+    retry) into DatabaseUnavailable; other errors pass as they are."""
     try:
         yield
     except Exception as error:
