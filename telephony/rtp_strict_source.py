@@ -195,8 +195,3 @@ class Pinner:
     def forget(self, pins: list[MediaPin]) -> None:
         for pin in pins:
             self._fds.pop(pin.local_port, None)
-
-
-def apply(pin: MediaPin) -> bool:
-    """One pin, without a remembered descriptor."""
-    return Pinner().apply(pin)

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from telephony.rtp_strict_source import MediaPin, PinError, Pinner, apply, connected_peer, find_udp_socket
+from telephony.rtp_strict_source import MediaPin, PinError, Pinner, connected_peer, find_udp_socket
 
 
 @pytest.fixture
@@ -36,9 +36,9 @@ def test_a_pinned_socket_hears_its_peer_only_and_still_sends_where_it_is_told(me
     caller, stranger = peer("127.0.0.1"), peer("127.0.0.99")
     port = media.getsockname()[1]
     pin = MediaPin(port, caller.getsockname())
-    assert apply(pin) is True
+    assert Pinner().apply(pin) is True
     assert connected_peer(media.fileno()) == caller.getsockname()
-    assert apply(pin) is False, "already pinned: nothing to do"
+    assert Pinner().apply(pin) is False, "already pinned: nothing to do"
 
     stranger.sendto(b"stranger", ("127.0.0.1", port))
     caller.sendto(b"caller", ("127.0.0.1", port))
@@ -53,8 +53,8 @@ def test_a_pinned_socket_hears_its_peer_only_and_still_sends_where_it_is_told(me
 def test_a_moved_peer_is_pinned_again(media: socket.socket) -> None:
     first, moved = peer("127.0.0.1"), peer("127.0.0.2")
     port = media.getsockname()[1]
-    apply(MediaPin(port, first.getsockname()))
-    assert apply(MediaPin(port, moved.getsockname())) is True
+    Pinner().apply(MediaPin(port, first.getsockname()))
+    assert Pinner().apply(MediaPin(port, moved.getsockname())) is True
     first.sendto(b"old", ("127.0.0.1", port))
     moved.sendto(b"new", ("127.0.0.1", port))
     assert media.recv(64) == b"new"
@@ -67,7 +67,7 @@ def test_a_socket_that_is_gone_is_an_error_that_names_the_port() -> None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     with pytest.raises(PinError, match=f"port {port}"):
-        apply(MediaPin(port, ("127.0.0.1", 9)))
+        Pinner().apply(MediaPin(port, ("127.0.0.1", 9)))
 
 
 def test_a_socket_re_created_on_the_same_port_is_found_and_pinned_again() -> None:
@@ -104,5 +104,5 @@ def test_an_ipv6_socket_is_found_and_pinned_too() -> None:
         except OSError:
             pytest.skip("no ::1 on this machine")
         assert find_udp_socket(media.getsockname()[1]) == media.fileno()
-        assert apply(MediaPin(media.getsockname()[1], ("::1", caller.getsockname()[1]))) is True
+        assert Pinner().apply(MediaPin(media.getsockname()[1], ("::1", caller.getsockname()[1]))) is True
         assert connected_peer(media.fileno()) == ("::1", caller.getsockname()[1])
